@@ -1,0 +1,84 @@
+//! Command-line flags (SPEC §9): raw values only. No I/O here; `config::plan` resolves them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sales-metrics",
+    version,
+    about = "Sales-efficiency metrics from CRM exports, as Hive-partitioned Parquet"
+)]
+pub struct Cli {
+    /// Log format on stderr (filter with RUST_LOG).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compute the metrics and publish them (default pipeline: the bundled sample).
+    Run(RunArgs),
+    /// Read and check every input, print a report, write nothing.
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunArgs {
+    /// Pipeline file (TOML). Default: pipelines/sample.toml.
+    #[arg(long)]
+    pub pipeline: Option<PathBuf>,
+    /// Evaluate the data as of the end of this day (YYYY-MM-DD, reporting time zone). Default: today.
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// Grain to compute (week, month, quarter, year); repeatable. Default: the pipeline's grains.
+    #[arg(long)]
+    pub grain: Vec<String>,
+    /// Compute only this period, e.g. 2024-03, 2024-Q1, 2024-W09, FY2025-Q1.
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    pub period: Option<String>,
+    /// First period of a backfill (a label, as for --period).
+    #[arg(long, requires = "to")]
+    pub from: Option<String>,
+    /// Last period of a backfill (a label of the same grain as --from).
+    #[arg(long, requires = "from")]
+    pub to: Option<String>,
+    /// Comma-separated metrics to compute. Default: the pipeline's metrics.
+    #[arg(long, value_delimiter = ',')]
+    pub metrics: Vec<String>,
+    /// Output location (path). Default: the pipeline's [output] uri.
+    #[arg(long)]
+    pub output: Option<String>,
+    /// Print the plan (inputs, periods, partitions to replace) and exit without writing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct ValidateArgs {
+    /// Pipeline file (TOML). Default: pipelines/sample.toml.
+    #[arg(long)]
+    pub pipeline: Option<PathBuf>,
+    /// Evaluate the data as of this day. Default: today.
+    #[arg(long)]
+    pub as_of: Option<String>,
+}
+
+impl From<ValidateArgs> for RunArgs {
+    fn from(v: ValidateArgs) -> RunArgs {
+        RunArgs {
+            pipeline: v.pipeline,
+            as_of: v.as_of,
+            ..RunArgs::default()
+        }
+    }
+}

@@ -1,0 +1,534 @@
+//! `RunPlan`: flags + pipeline file + "today", validated and resolved into concrete values.
+//!
+//! After `RunPlan::from_parts`, nothing re-reads flags, files, the environment or the clock.
+//! The periods of an automatic window depend on the data, so they are resolved later
+//! (`Window::Auto`), but everything the user can get wrong fails here, with exit code 2.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+
+use crate::calendar::{Calendar, Grain, Period};
+use crate::cli::RunArgs;
+use crate::columns::{Need, Table};
+use crate::config::spec::{CsvSpec, InputSpec, PipelineSpec, StatusMapSpec};
+use crate::error::Error;
+use crate::io::location::Location;
+use crate::metrics::MetricId;
+
+pub const DEFAULT_MAX_REJECT_FRACTION: f64 = 0.01;
+
+/// Which periods the run covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Window {
+    /// From the period holding the earliest input date ≤ as-of to the one holding as-of.
+    Auto,
+    /// Every period of each grain overlapping these dates (from `--period` or `--from/--to`).
+    Dates { start: NaiveDate, end: NaiveDate },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Parquet,
+}
+
+/// Status values as the source writes them, mapped to won/lost/open.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusMap {
+    pub won: Vec<String>,
+    pub lost: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvOptions {
+    pub delimiter: u8,
+    pub date_format: Option<String>,
+    pub timestamp_format: Option<String>,
+    pub null_values: Vec<String>,
+}
+
+/// One input table, resolved: absolute location, format, column mapping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputSource {
+    pub table: Table,
+    pub location: Location,
+    pub format: Format,
+    /// canonical name -> source column name, for every canonical column of the table.
+    pub columns: BTreeMap<&'static str, String>,
+    pub csv: CsvOptions,
+    pub status_map: Option<StatusMap>,
+    pub max_reject_fraction: f64,
+}
+
+/// Everything a run needs, resolved.
+#[derive(Debug, Clone)]
+pub struct RunPlan {
+    pub pipeline_name: String,
+    pub pipeline_path: PathBuf,
+    pub pipeline_sha256: String,
+    pub as_of: NaiveDate,
+    pub reporting_tz: Tz,
+    pub source_tz: Tz,
+    pub calendar: Calendar,
+    pub grains: Vec<Grain>,
+    pub window: Window,
+    pub metrics: Vec<MetricId>,
+    pub inputs: BTreeMap<Table, InputSource>,
+    pub output: Location,
+    pub dry_run: bool,
+}
+
+impl RunPlan {
+    /// Validates and resolves. `pipeline_text` is the file's content, `cwd` resolves relative
+    /// flag paths, `env` expands `${VAR}`, `now` gives the default as-of date.
+    pub fn from_parts(
+        args: RunArgs,
+        pipeline_path: &Path,
+        pipeline_text: &str,
+        cwd: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<RunPlan, Error> {
+        let spec = PipelineSpec::parse(pipeline_text, env).map_err(|e| {
+            Error::config(format!("pipeline file {}: {e}", pipeline_path.display()))
+        })?;
+        let pipeline_path = absolute(cwd, pipeline_path);
+        let base = pipeline_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| cwd.to_path_buf());
+        let p = &spec.pipeline;
+
+        let reporting_tz = parse_tz(p.reporting_timezone.as_deref(), "reporting_timezone")?;
+        let source_tz = parse_tz(p.source_timezone.as_deref(), "source_timezone")?;
+        let calendar = Calendar::new(p.fiscal_year_start_month.unwrap_or(1))?;
+        let as_of = match &args.as_of {
+            Some(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+                Error::config(format!("--as-of `{s}` is not a date; use YYYY-MM-DD"))
+            })?,
+            None => now.with_timezone(&reporting_tz).date_naive(),
+        };
+
+        let default_max = p.max_reject_fraction.unwrap_or(DEFAULT_MAX_REJECT_FRACTION);
+        check_fraction(default_max, "[pipeline] max_reject_fraction")?;
+
+        let metric_names: Vec<String> = if !args.metrics.is_empty() {
+            args.metrics
+                .iter()
+                .map(|m| m.trim().to_string())
+                .filter(|m| !m.is_empty())
+                .collect()
+        } else if let Some(ms) = &p.metrics {
+            ms.clone()
+        } else {
+            MetricId::ALL.iter().map(|m| m.name().to_string()).collect()
+        };
+        let mut metrics = Vec::new();
+        for name in &metric_names {
+            let id = MetricId::parse(name)?;
+            if !metrics.contains(&id) {
+                metrics.push(id);
+            }
+        }
+        if metrics.is_empty() {
+            return Err(Error::config(
+                "no metrics to compute; list some in [pipeline] metrics or --metrics",
+            ));
+        }
+
+        let mut inputs = BTreeMap::new();
+        for table in Table::ALL {
+            if let Some(input) = spec.input(table) {
+                inputs.insert(table, resolve_input(table, input, &base, default_max)?);
+            }
+        }
+        for m in &metrics {
+            for t in m.required_tables() {
+                if !inputs.contains_key(t) {
+                    return Err(Error::config(format!(
+                        "metric `{}` needs the `{t}` table; add [inputs.{t}] to the pipeline file or leave the metric out",
+                        m.name()
+                    )));
+                }
+            }
+        }
+        let (grains, window) = resolve_window(&args, p.grains.as_deref(), &calendar)?;
+
+        let output = match (&args.output, &spec.output) {
+            (Some(flag), _) => Location::parse(flag, cwd)?,
+            (None, Some(o)) => Location::parse(&o.uri, &base)?,
+            (None, None) => {
+                return Err(Error::config(
+                    "no output location: set [output] uri in the pipeline file or pass --output",
+                ));
+            }
+        };
+
+        Ok(RunPlan {
+            pipeline_name: p.name.clone(),
+            pipeline_sha256: sha256_hex(pipeline_text.as_bytes()),
+            pipeline_path,
+            as_of,
+            reporting_tz,
+            source_tz,
+            calendar,
+            grains,
+            window,
+            metrics,
+            inputs,
+            output,
+            dry_run: args.dry_run,
+        })
+    }
+
+    /// The periods of `grain` for a window whose automatic start (if any) is `earliest`.
+    pub fn periods(&self, grain: Grain, earliest: Option<NaiveDate>) -> Vec<Period> {
+        match self.window {
+            Window::Auto => {
+                let from = earliest.filter(|d| *d <= self.as_of).unwrap_or(self.as_of);
+                self.calendar.periods_between(grain, from, self.as_of)
+            }
+            Window::Dates { start, end } => self.calendar.periods_between(grain, start, end),
+        }
+    }
+}
+
+fn resolve_window(
+    args: &RunArgs,
+    pipeline_grains: Option<&[String]>,
+    calendar: &Calendar,
+) -> Result<(Vec<Grain>, Window), Error> {
+    let explicit: Vec<Grain> = args
+        .grain
+        .iter()
+        .map(|g| Grain::parse(g))
+        .collect::<Result<_, _>>()?;
+    let labelled = match (&args.period, &args.from, &args.to) {
+        (Some(p), _, _) => {
+            let p = calendar.parse_label(p)?;
+            Some((p.grain, p.start, p.end))
+        }
+        (None, Some(f), Some(t)) => {
+            let (f, t) = (calendar.parse_label(f)?, calendar.parse_label(t)?);
+            if f.grain != t.grain {
+                return Err(Error::config(format!(
+                    "--from `{}` is a {} and --to `{}` is a {}; use two labels of the same grain",
+                    f.label, f.grain, t.label, t.grain
+                )));
+            }
+            if t.start < f.start {
+                return Err(Error::config(format!(
+                    "--to `{}` comes before --from `{}`",
+                    t.label, f.label
+                )));
+            }
+            Some((f.grain, f.start, t.end))
+        }
+        _ => None,
+    };
+    let mut grains = match (&labelled, explicit.is_empty()) {
+        // A label names its grain; --grain widens a backfill to other grains over the same dates.
+        (_, false) => explicit,
+        (Some((g, _, _)), true) => vec![*g],
+        (None, true) => match pipeline_grains {
+            Some(gs) => gs
+                .iter()
+                .map(|g| Grain::parse(g))
+                .collect::<Result<_, _>>()?,
+            None => vec![Grain::Month, Grain::Quarter],
+        },
+    };
+    grains.sort();
+    grains.dedup();
+    if grains.is_empty() {
+        return Err(Error::config(
+            "no grains to compute; list some in [pipeline] grains or pass --grain",
+        ));
+    }
+    let window = match labelled {
+        Some((_, start, end)) => Window::Dates { start, end },
+        None => Window::Auto,
+    };
+    Ok((grains, window))
+}
+
+fn resolve_input(
+    table: Table,
+    spec: &InputSpec,
+    base: &Path,
+    default_max: f64,
+) -> Result<InputSource, Error> {
+    let location = Location::parse(&spec.uri, base)?;
+    let format = match spec.format.as_deref() {
+        Some("csv") => Format::Csv,
+        Some("parquet") => Format::Parquet,
+        Some(other) => {
+            return Err(Error::config(format!(
+                "{table}: format `{other}` is not csv or parquet"
+            )));
+        }
+        None => {
+            let lower = spec.uri.to_ascii_lowercase();
+            if lower.ends_with(".parquet") || lower.ends_with(".pq") {
+                Format::Parquet
+            } else if lower.ends_with(".csv") || lower.ends_with(".txt") || lower.ends_with(".tsv")
+            {
+                Format::Csv
+            } else {
+                return Err(Error::config(format!(
+                    "{table}: cannot tell the format of `{}` from its extension; set format = \"csv\" or \"parquet\"",
+                    spec.uri
+                )));
+            }
+        }
+    };
+    let defs = table.columns();
+    for canonical in spec.columns.keys() {
+        if !defs.iter().any(|d| d.name == canonical) {
+            let known: Vec<&str> = defs.iter().map(|d| d.name).collect();
+            return Err(Error::config(format!(
+                "[inputs.{table}.columns]: `{canonical}` is not a canonical column of {table}; known: {}",
+                known.join(", ")
+            )));
+        }
+    }
+    let mut columns = BTreeMap::new();
+    for d in defs {
+        match spec.columns.get(d.name) {
+            Some(src) => {
+                columns.insert(d.name, src.clone());
+            }
+            None if d.need != Need::Optional => {
+                columns.insert(d.name, d.name.to_string());
+            }
+            // Optional and not mapped: used only if the source has a column of that name.
+            None => {}
+        }
+    }
+    let csv = resolve_csv(table, spec.csv.as_ref())?;
+    let status_map = match (&spec.status_map, table) {
+        (Some(m), Table::Deals) => Some(resolve_status_map(m)),
+        (Some(_), _) => {
+            return Err(Error::config(format!(
+                "{table}: status_map only applies to deals"
+            )));
+        }
+        (None, _) => None,
+    };
+    let max = spec.max_reject_fraction.unwrap_or(default_max);
+    check_fraction(max, &format!("[inputs.{table}] max_reject_fraction"))?;
+    Ok(InputSource {
+        table,
+        location,
+        format,
+        columns,
+        csv,
+        status_map,
+        max_reject_fraction: max,
+    })
+}
+
+fn resolve_csv(table: Table, spec: Option<&CsvSpec>) -> Result<CsvOptions, Error> {
+    let spec = spec.cloned().unwrap_or_default();
+    let delimiter = match spec.delimiter.as_deref() {
+        None => b',',
+        Some("\\t") | Some("\t") => b'\t',
+        Some(d) if d.len() == 1 => d.as_bytes()[0],
+        Some(d) => {
+            return Err(Error::config(format!(
+                "[inputs.{table}.csv] delimiter `{d}` must be a single ASCII character"
+            )));
+        }
+    };
+    Ok(CsvOptions {
+        delimiter,
+        date_format: spec.date_format,
+        timestamp_format: spec.timestamp_format,
+        null_values: spec.null_values.unwrap_or_else(|| vec![String::new()]),
+    })
+}
+
+fn resolve_status_map(m: &StatusMapSpec) -> StatusMap {
+    StatusMap {
+        won: m.won.clone(),
+        lost: m.lost.clone(),
+    }
+}
+
+fn check_fraction(v: f64, what: &str) -> Result<(), Error> {
+    if (0.0..=1.0).contains(&v) {
+        Ok(())
+    } else {
+        Err(Error::config(format!(
+            "{what} must be between 0 and 1, not {v}"
+        )))
+    }
+}
+
+fn parse_tz(name: Option<&str>, key: &str) -> Result<Tz, Error> {
+    let name = name.unwrap_or("UTC");
+    name.parse::<Tz>().map_err(|_| {
+        Error::config(format!(
+            "{key} `{name}` is not an IANA time zone name (e.g. UTC, Europe/Berlin)"
+        ))
+    })
+}
+
+fn absolute(cwd: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        cwd.join(p)
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[pipeline]
+name = "t"
+grains = ["month"]
+[inputs.reps]
+uri = "reps.csv"
+[inputs.deals]
+uri = "deals.csv"
+[inputs.quotas]
+uri = "q.parquet"
+[output]
+uri = "out"
+"#;
+
+    fn plan(args: RunArgs, text: &str) -> Result<RunPlan, Error> {
+        let now = DateTime::parse_from_rfc3339("2024-05-10T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        RunPlan::from_parts(
+            args,
+            Path::new("/p/pipelines/x.toml"),
+            text,
+            Path::new("/cwd"),
+            &|_| None,
+            now,
+        )
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_pipeline_file() {
+        let p = plan(RunArgs::default(), MINIMAL).unwrap();
+        assert_eq!(
+            p.inputs[&Table::Reps].location,
+            Location::Local("/p/pipelines/reps.csv".into())
+        );
+        assert_eq!(p.inputs[&Table::Quotas].format, Format::Parquet);
+        assert_eq!(p.output, Location::Local("/p/pipelines/out".into()));
+        assert_eq!(p.as_of, NaiveDate::from_ymd_opt(2024, 5, 10).unwrap());
+        assert_eq!(p.window, Window::Auto);
+        assert_eq!(p.grains, vec![Grain::Month]);
+    }
+
+    #[test]
+    fn period_label_sets_grain_and_window() {
+        let args = RunArgs {
+            period: Some("2024-Q1".into()),
+            output: Some("o".into()),
+            ..Default::default()
+        };
+        let p = plan(args, MINIMAL).unwrap();
+        assert_eq!(p.grains, vec![Grain::Quarter]);
+        let d = |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        assert_eq!(
+            p.window,
+            Window::Dates {
+                start: d("2024-01-01"),
+                end: d("2024-03-31")
+            }
+        );
+        assert_eq!(p.output, Location::Local("/cwd/o".into()));
+        let args = RunArgs {
+            from: Some("2024-01".into()),
+            to: Some("2024-Q1".into()),
+            ..Default::default()
+        };
+        assert!(
+            plan(args, MINIMAL)
+                .unwrap_err()
+                .to_string()
+                .contains("same grain")
+        );
+    }
+
+    #[test]
+    fn metric_needing_a_missing_table_is_named() {
+        let text = MINIMAL.replace("[inputs.quotas]\nuri = \"q.parquet\"\n", "");
+        let e = plan(RunArgs::default(), &text).unwrap_err().to_string();
+        assert!(
+            e.contains("quota_attainment") && e.contains("quotas"),
+            "{e}"
+        );
+        let args = RunArgs {
+            metrics: vec!["win_rate".into()],
+            ..Default::default()
+        };
+        assert!(
+            plan(args, MINIMAL)
+                .unwrap_err()
+                .to_string()
+                .contains("`win_rate`")
+        );
+    }
+
+    #[test]
+    fn bad_timezone_and_column_are_config_errors() {
+        let text = MINIMAL.replace("grains", "reporting_timezone = \"Mars/Olympus\"\ngrains");
+        assert!(
+            plan(RunArgs::default(), &text)
+                .unwrap_err()
+                .to_string()
+                .contains("Mars/Olympus")
+        );
+        let text = MINIMAL.replace(
+            "uri = \"deals.csv\"",
+            "uri = \"deals.csv\"\ncolumns = { amout = \"Amt\" }",
+        );
+        assert!(
+            plan(RunArgs::default(), &text)
+                .unwrap_err()
+                .to_string()
+                .contains("`amout`")
+        );
+    }
+
+    #[test]
+    fn every_shipped_pipeline_plans() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let text = fs_err::read_to_string(&path).unwrap();
+                let now = Utc::now();
+                RunPlan::from_parts(
+                    RunArgs::default(),
+                    &path,
+                    &text,
+                    &dir,
+                    &|_| Some("x".into()),
+                    now,
+                )
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            }
+        }
+    }
+}

@@ -1,0 +1,725 @@
+//! Reading one input table: lazy scan, canonical schema check, typing, and reject reasons.
+//!
+//! `scan_input` turns a CSV or Parquet source into an [`Input`]: a lazy frame holding every
+//! original column, the typed canonical columns and a `reject_reason` (null for a good row),
+//! following SPEC §8 and §11 "Bad rows". Callers take [`Input::accepted`] (canonical names,
+//! good rows only) for metrics and [`Input::rejected`] (original columns + reason) for
+//! `_rejects`. Nothing here collects except the schema probe (the CSV header / Parquet footer).
+
+use anyhow::Result;
+use chrono_tz::Tz;
+use polars::prelude::*;
+
+use crate::columns::{ColumnDef, Kind, Need, REJECT_REASON, SOURCE_ROW, Table};
+use crate::config::plan::{CsvOptions, Format, InputSource, StatusMap};
+use crate::error::Error;
+
+/// Reasons a row is rejected, in the order SPEC §11 checks them (first match wins).
+pub const REASONS: [&str; 9] = [
+    "null_key",
+    "unparseable_date",
+    "unparseable_number",
+    "negative_amount",
+    "missing_closed_at",
+    "closed_before_created",
+    "end_before_start",
+    "unknown_rep",
+    "duplicate_key",
+];
+
+/// Time zones used to read timestamps and reduce them to dates.
+#[derive(Debug, Clone, Copy)]
+pub struct Zones {
+    pub source: Tz,
+    pub reporting: Tz,
+}
+
+/// One scanned input table.
+#[derive(Clone)]
+pub struct Input {
+    pub table: Table,
+    pub uri: String,
+    /// Original source columns, in file order.
+    pub source_columns: Vec<String>,
+    /// Canonical columns that exist (mapped, or optional ones present in the source).
+    pub canonical: Vec<&'static str>,
+    checked: LazyFrame,
+}
+
+const TYPED_PREFIX: &str = "__typed_";
+
+fn typed_name(canonical: &str) -> String {
+    format!("{TYPED_PREFIX}{canonical}")
+}
+
+impl Input {
+    /// Good rows with canonical column names (plus `source_row`).
+    pub fn accepted(&self) -> LazyFrame {
+        let mut cols: Vec<Expr> = self
+            .canonical
+            .iter()
+            .map(|c| col(typed_name(c)).alias(*c))
+            .collect();
+        cols.push(col(SOURCE_ROW));
+        self.checked
+            .clone()
+            .filter(col(REJECT_REASON).is_null())
+            .select(cols)
+    }
+
+    /// Bad rows: every original column, `reject_reason` and `source_row`.
+    pub fn rejected(&self) -> LazyFrame {
+        let mut cols: Vec<Expr> = self
+            .source_columns
+            .iter()
+            .map(|c| col(c.as_str()))
+            .collect();
+        cols.push(col(REJECT_REASON));
+        cols.push(col(SOURCE_ROW));
+        self.checked
+            .clone()
+            .filter(col(REJECT_REASON).is_not_null())
+            .select(cols)
+    }
+
+    /// One row per reason (null = accepted) with its count, as a lazy plan.
+    pub fn reason_counts(&self) -> LazyFrame {
+        self.checked
+            .clone()
+            .group_by([col(REJECT_REASON)])
+            .agg([len().cast(DataType::Int64).alias("rows")])
+    }
+}
+
+/// Scans `src` lazily and attaches typed columns and reject reasons.
+///
+/// `known_reps` is the accepted `reps.rep_id` list (a small dimension table) for the
+/// `unknown_rep` check; `None` while scanning reps itself. `require` lists optional canonical
+/// columns that this run needs anyway (e.g. `reps.team_id` without team memberships).
+pub fn scan_input(
+    src: &InputSource,
+    zones: Zones,
+    known_reps: Option<&Series>,
+    require: &[&str],
+) -> Result<Input> {
+    let table = src.table;
+    let uri = src.location.display();
+    let files = src.location.expand()?;
+    if files.is_empty() {
+        return Err(Error::MissingInput {
+            table: table.name().into(),
+            uri,
+        }
+        .into());
+    }
+    let raw = scan_raw(src, &uri)?;
+    let mut raw = raw;
+    let schema = raw
+        .collect_schema()
+        .map_err(|e| Error::config(format!("{table}: cannot read {uri}: {e}")))?;
+    let source_columns: Vec<String> = schema
+        .iter_names()
+        .filter(|n| n.as_str() != SOURCE_ROW)
+        .map(|n| n.to_string())
+        .collect();
+
+    let mut canonical = Vec::new();
+    let mut typed = Vec::new();
+    let mut reasons = ReasonBuilder::default();
+    for def in table.columns() {
+        let mapped = src.columns.get(def.name);
+        let source_col = mapped.map(String::as_str).unwrap_or(def.name);
+        let present = schema.get(source_col);
+        let needed = def.need != Need::Optional || mapped.is_some() || require.contains(&def.name);
+        let Some(dtype) = present else {
+            if needed {
+                return Err(Error::InputSchema {
+                    table: table.name().into(),
+                    canonical: def.name.into(),
+                    source_column: source_col.into(),
+                    uri,
+                    available: source_columns
+                        .iter()
+                        .map(|c| format!("`{c}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                }
+                .into());
+            }
+            continue;
+        };
+        let raw_col = col(source_col);
+        let value = typed_expr(def, raw_col.clone(), dtype, &src.csv, zones);
+        let value = if def.name == crate::columns::STATUS {
+            map_status(value, src.status_map.as_ref())
+        } else {
+            value
+        };
+        reasons.column(def, raw_col, col(typed_name(def.name)));
+        typed.push(value.alias(typed_name(def.name)));
+        canonical.push(def.name);
+    }
+    reasons.table_rules(table, &canonical, zones);
+    if let (Some(reps), true) = (known_reps, canonical.contains(&crate::columns::REP_ID)) {
+        let rep = col(typed_name(crate::columns::REP_ID));
+        reasons.push(
+            "unknown_rep",
+            rep.clone()
+                .is_not_null()
+                .and(rep.is_in(lit(reps.clone()).implode(false), false).not()),
+        );
+    }
+
+    let mut checked = raw
+        .with_columns(typed)
+        .with_column(reasons.build().alias(REJECT_REASON));
+    if let Some(key) = table.primary_key() {
+        // Duplicate key: the first row in file order among rows passing the other checks wins.
+        let passed = col(REJECT_REASON).is_null();
+        let k = col(typed_name(key));
+        let later = k
+            .clone()
+            .cum_count(false)
+            .over([k, passed.clone()])?
+            .gt(lit(1));
+        checked = checked.with_column(
+            when(passed.and(later))
+                .then(lit("duplicate_key"))
+                .otherwise(col(REJECT_REASON))
+                .alias(REJECT_REASON),
+        );
+    }
+    Ok(Input {
+        table,
+        uri,
+        source_columns,
+        canonical,
+        checked,
+    })
+}
+
+fn scan_raw(src: &InputSource, uri: &str) -> Result<LazyFrame> {
+    let path = PlRefPath::new(uri);
+    let row_index = Some(RowIndex {
+        name: SOURCE_ROW.into(),
+        offset: 1,
+    });
+    let lf = match src.format {
+        Format::Csv => {
+            let o = &src.csv;
+            LazyCsvReader::new(path)
+                .with_has_header(true)
+                .with_separator(o.delimiter)
+                // Everything as text: parsing is ours, so bad values become rejects, not errors.
+                .with_infer_schema_length(Some(0))
+                .with_null_values(Some(NullValues::AllColumns(
+                    o.null_values.iter().map(|s| s.as_str().into()).collect(),
+                )))
+                .with_missing_is_null(true)
+                .with_row_index(row_index)
+                .with_glob(true)
+                .finish()
+        }
+        Format::Parquet => {
+            let args = ScanArgsParquet {
+                row_index,
+                glob: true,
+                ..Default::default()
+            };
+            LazyFrame::scan_parquet(path, args)
+        }
+    };
+    anyhow::Context::with_context(lf, || format!("{}: scanning {uri}", src.table))
+}
+
+/// The typed value of one canonical column, from a source column of dtype `dtype`.
+fn typed_expr(
+    def: &ColumnDef,
+    raw: Expr,
+    dtype: &DataType,
+    csv: &CsvOptions,
+    zones: Zones,
+) -> Expr {
+    match def.kind {
+        Kind::Key | Kind::Text => match dtype {
+            DataType::String => raw.str().strip_chars(lit(NULL)),
+            _ => raw.cast(DataType::String),
+        },
+        Kind::Amount => match dtype {
+            DataType::String => raw.str().strip_chars(lit(NULL)).cast(DataType::Float64),
+            _ => raw.cast(DataType::Float64),
+        },
+        Kind::Timestamp => match dtype {
+            DataType::String => parse_timestamp(raw, csv.timestamp_format.as_deref(), zones.source),
+            DataType::Date => localize(
+                raw.cast(DataType::Datetime(TimeUnit::Microseconds, None)),
+                zones.source,
+            ),
+            DataType::Datetime(_, tz) => normalize_datetime(raw, tz.is_some(), zones.source),
+            _ => lit(NULL).cast(utc_datetime()),
+        },
+        Kind::Date | Kind::DateOrTimestamp => match dtype {
+            DataType::String => {
+                let fmt = csv.date_format.as_deref().unwrap_or("%Y-%m-%d");
+                let as_date = raw
+                    .clone()
+                    .str()
+                    .strip_chars(lit(NULL))
+                    .str()
+                    .to_date(strptime(fmt));
+                let from_ts = to_local_date(
+                    parse_timestamp(raw, csv.timestamp_format.as_deref(), zones.source),
+                    zones.reporting,
+                );
+                coalesce(&[as_date, from_ts])
+            }
+            DataType::Date => raw,
+            DataType::Datetime(_, tz) => to_local_date(
+                normalize_datetime(raw, tz.is_some(), zones.source),
+                zones.reporting,
+            ),
+            _ => lit(NULL).cast(DataType::Date),
+        },
+    }
+}
+
+/// The date of a UTC instant in `tz`.
+pub fn to_local_date(utc: Expr, tz: Tz) -> Expr {
+    utc.dt().convert_time_zone(tz_name(tz)).dt().date()
+}
+
+pub fn utc_datetime() -> DataType {
+    DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+}
+
+fn tz_name(tz: Tz) -> TimeZone {
+    // chrono-tz names are valid IANA names, which is all polars checks.
+    TimeZone::opt_try_new(Some(tz.name()))
+        .ok()
+        .flatten()
+        .unwrap_or(TimeZone::UTC)
+}
+
+fn strptime(fmt: &str) -> StrptimeOptions {
+    StrptimeOptions {
+        format: Some(fmt.into()),
+        strict: false,
+        exact: true,
+        cache: true,
+    }
+}
+
+/// Reads a naive datetime as wall-clock time in `tz` and returns UTC microseconds.
+fn localize(naive: Expr, tz: Tz) -> Expr {
+    naive
+        .dt()
+        .cast_time_unit(TimeUnit::Microseconds)
+        .dt()
+        .replace_time_zone(Some(tz_name(tz)), lit("earliest"), NonExistent::Null)
+        .dt()
+        .convert_time_zone(TimeZone::UTC)
+}
+
+fn normalize_datetime(raw: Expr, aware: bool, source: Tz) -> Expr {
+    if aware {
+        raw.dt()
+            .cast_time_unit(TimeUnit::Microseconds)
+            .dt()
+            .convert_time_zone(TimeZone::UTC)
+    } else {
+        localize(raw, source)
+    }
+}
+
+/// ISO 8601 with offset (`2024-03-01T09:30:00+01:00`, `...Z`) or naive (read in `source`);
+/// `T` or space between date and time, seconds and fractions optional; a bare date is midnight.
+fn parse_timestamp(raw: Expr, format: Option<&str>, source: Tz) -> Expr {
+    let s = raw.str().strip_chars(lit(NULL));
+    let dt = |e: Expr, fmt: &str| {
+        e.str().to_datetime(
+            Some(TimeUnit::Microseconds),
+            None,
+            strptime(fmt),
+            lit("earliest"),
+        )
+    };
+    if let Some(fmt) = format {
+        return if fmt.contains("%z") || fmt.contains("%:z") || fmt.contains("%#z") {
+            dt(s, fmt).dt().convert_time_zone(TimeZone::UTC)
+        } else {
+            localize(dt(s, fmt), source)
+        };
+    }
+    let norm = s
+        .clone()
+        .str()
+        .replace(lit("T"), lit(" "), true)
+        .str()
+        .replace(lit("Z"), lit("+00:00"), true);
+    coalesce(&[
+        dt(norm.clone(), "%Y-%m-%d %H:%M:%S%.f%:z")
+            .dt()
+            .convert_time_zone(TimeZone::UTC),
+        dt(norm.clone(), "%Y-%m-%d %H:%M:%S%.f%z")
+            .dt()
+            .convert_time_zone(TimeZone::UTC),
+        dt(norm.clone(), "%Y-%m-%d %H:%M%:z")
+            .dt()
+            .convert_time_zone(TimeZone::UTC),
+        localize(dt(norm.clone(), "%Y-%m-%d %H:%M:%S%.f"), source),
+        localize(dt(norm, "%Y-%m-%d %H:%M"), source),
+        localize(
+            s.str()
+                .to_date(strptime("%Y-%m-%d"))
+                .cast(DataType::Datetime(TimeUnit::Microseconds, None)),
+            source,
+        ),
+    ])
+}
+
+/// SPEC §10 `status_map`: exact matches; without a map, won/lost case-insensitively; else open.
+fn map_status(raw: Expr, map: Option<&StatusMap>) -> Expr {
+    let (is_won, is_lost) = match map {
+        Some(m) => (in_list(raw.clone(), &m.won), in_list(raw, &m.lost)),
+        None => {
+            let lower = raw.str().to_lowercase();
+            (lower.clone().eq(lit("won")), lower.eq(lit("lost")))
+        }
+    };
+    when(is_won)
+        .then(lit("won"))
+        .when(is_lost)
+        .then(lit("lost"))
+        .otherwise(lit("open"))
+}
+
+fn in_list(e: Expr, values: &[String]) -> Expr {
+    let s = Series::new("values".into(), values);
+    e.is_in(lit(s).implode(false), false).fill_null(lit(false))
+}
+
+/// Collects (condition, reason) pairs per reason; the earliest reason in [`REASONS`] wins.
+#[derive(Default)]
+struct ReasonBuilder {
+    rules: Vec<(&'static str, Expr)>,
+}
+
+impl ReasonBuilder {
+    fn push(&mut self, reason: &'static str, cond: Expr) {
+        self.rules.push((reason, cond));
+    }
+
+    /// Per-column checks: null keys, unparseable values, negative amounts.
+    fn column(&mut self, def: &ColumnDef, raw: Expr, typed: Expr) {
+        let lost_in_parsing = raw.is_not_null().and(typed.clone().is_null());
+        let required_null = typed.clone().is_null();
+        match def.kind {
+            Kind::Key => self.push("null_key", typed.is_null()),
+            Kind::Text => {}
+            Kind::Timestamp | Kind::Date | Kind::DateOrTimestamp => {
+                let cond = if def.need == Need::Required {
+                    required_null
+                } else {
+                    lost_in_parsing
+                };
+                self.push("unparseable_date", cond);
+            }
+            Kind::Amount => {
+                let cond = if def.need == Need::Required {
+                    required_null
+                } else {
+                    lost_in_parsing
+                };
+                self.push("unparseable_number", cond);
+                self.push("negative_amount", typed.lt(lit(0.0)).fill_null(lit(false)));
+            }
+        }
+    }
+
+    /// Checks across columns of one table.
+    fn table_rules(&mut self, table: Table, present: &[&str], zones: Zones) {
+        let t = |c: &str| col(typed_name(c));
+        match table {
+            Table::Deals => {
+                let closed = t(crate::columns::CLOSED_AT);
+                let status = t(crate::columns::STATUS);
+                let decided = status
+                    .clone()
+                    .eq(lit("won"))
+                    .or(status.clone().eq(lit("lost")));
+                self.push("missing_closed_at", decided.and(closed.clone().is_null()));
+                // A won deal needs an amount; open and lost deals may leave it empty.
+                self.push(
+                    "unparseable_number",
+                    status
+                        .eq(lit("won"))
+                        .and(t(crate::columns::AMOUNT).is_null()),
+                );
+                let created = to_local_date(t(crate::columns::CREATED_AT), zones.reporting);
+                self.push(
+                    "closed_before_created",
+                    closed.lt(created).fill_null(lit(false)),
+                );
+            }
+            Table::Quotas => {
+                self.push(
+                    "end_before_start",
+                    t("period_end").lt(t("period_start")).fill_null(lit(false)),
+                );
+            }
+            Table::TeamMemberships if present.contains(&crate::columns::VALID_TO) => {
+                self.push(
+                    "end_before_start",
+                    t("valid_to").lt(t("valid_from")).fill_null(lit(false)),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    fn build(self) -> Expr {
+        let mut out = lit(NULL).cast(DataType::String);
+        // Build from the last reason to the first so the first matching reason is outermost.
+        for reason in REASONS.iter().rev() {
+            for (r, cond) in self.rules.iter().rev() {
+                if r == reason {
+                    out = when(cond.clone().fill_null(lit(false)))
+                        .then(lit(*reason))
+                        .otherwise(out);
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::config::plan::CsvOptions;
+    use crate::io::location::Location;
+    use crate::metrics::testutil::rows;
+
+    fn source(
+        table: Table,
+        path: &std::path::Path,
+        columns: &[(&'static str, &str)],
+    ) -> InputSource {
+        let mut map: BTreeMap<&'static str, String> = table
+            .columns()
+            .iter()
+            .filter(|d| d.need != Need::Optional)
+            .map(|d| (d.name, d.name.to_string()))
+            .collect();
+        for (k, v) in columns {
+            map.insert(k, v.to_string());
+        }
+        InputSource {
+            table,
+            location: Location::Local(path.to_path_buf()),
+            format: Format::Csv,
+            columns: map,
+            csv: CsvOptions {
+                delimiter: b',',
+                date_format: None,
+                timestamp_format: None,
+                null_values: vec![String::new()],
+            },
+            status_map: None,
+            max_reject_fraction: 0.01,
+        }
+    }
+
+    fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
+        let p = dir.path().join(name);
+        fs_err::write(&p, text).unwrap();
+        p
+    }
+
+    fn utc() -> Zones {
+        Zones {
+            source: chrono_tz::UTC,
+            reporting: chrono_tz::UTC,
+        }
+    }
+
+    fn known() -> Series {
+        Series::new("rep_id".into(), ["R1"])
+    }
+
+    const DEALS_HEADER: &str =
+        "deal_id,rep_id,created_at,status,closed_at,expected_close_date,amount\n";
+
+    #[test]
+    fn timestamps_with_offsets_naive_and_date_only() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let body = [
+            "D1,R1,2024-01-31T23:30:00-05:00,open,,,1",
+            "D2,R1,2024-01-31 23:30:00,open,,,1",
+            "D3,R1,2024-01-31T23:30:00.250Z,open,,,1",
+            "D4,R1,2024-01-31T23:30,open,,,1",
+            "D5,R1,2024-01-31,open,,,1",
+            "D6,R1,2024-01-31T23:30:00+0100,open,,,1",
+        ];
+        let p = write(
+            &dir,
+            "deals.csv",
+            &format!("{DEALS_HEADER}{}\n", body.join("\n")),
+        );
+        // Naive values are wall-clock time in Europe/Berlin (UTC+1 in January).
+        let zones = Zones {
+            source: chrono_tz::Europe::Berlin,
+            reporting: chrono_tz::UTC,
+        };
+        let input = scan_input(&source(Table::Deals, &p, &[]), zones, Some(&known()), &[])?;
+        let out = input
+            .accepted()
+            .select([
+                col("deal_id"),
+                col("created_at").dt().to_string("%Y-%m-%dT%H:%M:%S%.3f"),
+            ])
+            .collect()?;
+        assert_eq!(
+            rows(&out, &["deal_id", "created_at"]),
+            [
+                "D1|2024-02-01T04:30:00.000",
+                "D2|2024-01-31T22:30:00.000",
+                "D3|2024-01-31T23:30:00.250",
+                "D4|2024-01-31T22:30:00.000",
+                "D5|2024-01-30T23:00:00.000",
+                "D6|2024-01-31T22:30:00.000",
+            ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn reporting_timezone_moves_a_close_across_a_month_boundary() -> Result<()> {
+        // 23:30 at UTC−5 on Jan 31 is 04:30 UTC on Feb 1: February in UTC, January in New York.
+        let dir = tempfile::tempdir()?;
+        let p = write(
+            &dir,
+            "deals.csv",
+            &format!("{DEALS_HEADER}D1,R1,2024-01-02,won,2024-01-31T23:30:00-05:00,,5\n"),
+        );
+        let src = source(Table::Deals, &p, &[]);
+        let closed = |reporting| -> Result<Vec<String>> {
+            let input = scan_input(
+                &src,
+                Zones {
+                    source: chrono_tz::UTC,
+                    reporting,
+                },
+                Some(&known()),
+                &[],
+            )?;
+            Ok(rows(&input.accepted().collect()?, &["closed_at"]))
+        };
+        assert_eq!(closed(chrono_tz::UTC)?, ["2024-02-01"]);
+        assert_eq!(closed(chrono_tz::America::New_York)?, ["2024-01-31"]);
+        Ok(())
+    }
+
+    #[test]
+    fn each_reject_reason_and_first_reason_wins() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let body = [
+            "D1,R1,2024-01-05,won,2024-01-10,,10",  // good
+            ",R1,2024-01-05,open,,,10",             // null_key
+            "D3,R1,not a date,open,,,10",           // unparseable_date
+            "D4,R1,2024-01-05,open,,,ten",          // unparseable_number
+            "D5,R1,2024-01-05,open,,,-5",           // negative_amount
+            "D6,R1,2024-01-05,won,,,10",            // missing_closed_at
+            "D7,R1,2024-01-05,lost,2024-01-01,,10", // closed_before_created
+            "D8,R9,2024-01-05,open,,,10",           // unknown_rep
+            "D1,R1,2024-01-06,open,,,10",           // duplicate_key (D1 came first)
+            ",R1,bad,open,,,-1",                    // null_key, not the later reasons
+            "D3,R1,2024-01-05,open,,,10",           // kept: the first D3 was rejected
+            "D12,R1,2024-01-05,won,2024-01-10,,",   // won without amount: unparseable_number
+        ];
+        let p = write(
+            &dir,
+            "deals.csv",
+            &format!("{DEALS_HEADER}{}\n", body.join("\n")),
+        );
+        let input = scan_input(&source(Table::Deals, &p, &[]), utc(), Some(&known()), &[])?;
+        let rejected = input.rejected().collect()?;
+        assert_eq!(
+            rows(&rejected, &["source_row", "deal_id", REJECT_REASON]),
+            [
+                "2|-|null_key",
+                "3|D3|unparseable_date",
+                "4|D4|unparseable_number",
+                "5|D5|negative_amount",
+                "6|D6|missing_closed_at",
+                "7|D7|closed_before_created",
+                "8|D8|unknown_rep",
+                "9|D1|duplicate_key",
+                "10|-|null_key",
+                "12|D12|unparseable_number",
+            ]
+        );
+        assert_eq!(
+            rows(&input.accepted().collect()?, &["deal_id", "source_row"]),
+            ["D1|1", "D3|11"]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn missing_column_names_table_canonical_and_source() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let p = write(&dir, "deals.csv", "id,owner,created\nD1,R1,2024-01-01\n");
+        let src = source(
+            Table::Deals,
+            &p,
+            &[
+                ("deal_id", "id"),
+                ("rep_id", "owner"),
+                ("created_at", "created"),
+            ],
+        );
+        let err = scan_input(&src, utc(), Some(&known()), &[])
+            .err()
+            .expect("missing status");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("deals")
+                && msg.contains("`status`")
+                && msg.contains("`id`, `owner`, `created`"),
+            "{msg}"
+        );
+        assert_eq!(crate::error::exit_code(&err), 2);
+        Ok(())
+    }
+
+    #[test]
+    fn status_map_is_exact_and_default_is_case_insensitive() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let p = write(
+            &dir,
+            "deals.csv",
+            &format!(
+                "{DEALS_HEADER}D1,R1,2024-01-01,WON,2024-01-02,,1\nD2,R1,2024-01-01,Closed Won,2024-01-02,,1\nD3,R1,2024-01-01,Lost,2024-01-02,,1\n"
+            ),
+        );
+        let mut src = source(Table::Deals, &p, &[]);
+        let statuses = |src: &InputSource| -> Result<Vec<String>> {
+            Ok(rows(
+                &scan_input(src, utc(), Some(&known()), &[])?
+                    .accepted()
+                    .collect()?,
+                &["status"],
+            ))
+        };
+        assert_eq!(statuses(&src)?, ["won", "open", "lost"]);
+        src.status_map = Some(StatusMap {
+            won: vec!["Closed Won".into()],
+            lost: vec!["Lost".into()],
+        });
+        assert_eq!(statuses(&src)?, ["open", "won", "lost"]);
+        Ok(())
+    }
+}

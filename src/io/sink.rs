@@ -1,0 +1,76 @@
+//! Turning collected tables into Parquet objects at their Hive paths (SPEC §7).
+//!
+//! `<output>/<table>/grain=<grain>/period=<label>/part-0.parquet`: one object per period, with
+//! `grain` and `period` in the path only. Writing goes through [`Location::put_atomic`].
+
+use anyhow::{Context, Result};
+
+use polars::prelude::*;
+
+use crate::calendar::Grain;
+use crate::columns::PERIOD;
+use crate::io::location::Location;
+
+/// One partition ready to publish.
+pub struct Partition {
+    pub table: String,
+    pub grain: Grain,
+    pub period: String,
+    pub rows: usize,
+    pub bytes: Vec<u8>,
+}
+
+impl Partition {
+    /// Path below the output root.
+    pub fn rel_path(&self) -> String {
+        partition_path(&self.table, self.grain, &self.period)
+    }
+}
+
+pub fn partition_path(table: &str, grain: Grain, period: &str) -> String {
+    format!("{table}/grain={grain}/period={period}/part-0.parquet")
+}
+
+/// Splits a finished table (with a `period` column) into one Parquet object per period,
+/// in the order of `periods` (every period gets an object: the company row always exists).
+pub fn partitions(table: &str, grain: Grain, df: &DataFrame) -> Result<Vec<Partition>> {
+    let mut result = Vec::new();
+    for part in anyhow::Context::context(
+        df.partition_by_stable([PERIOD], true),
+        "splitting by period",
+    )? {
+        let period = part
+            .column(PERIOD)?
+            .str()?
+            .get(0)
+            .unwrap_or_default()
+            .to_string();
+        let mut part = part.drop(PERIOD)?;
+        let rows = part.height();
+        let bytes = parquet_bytes(&mut part)?;
+        result.push(Partition {
+            table: table.to_string(),
+            grain,
+            period,
+            rows,
+            bytes,
+        });
+    }
+    Ok(result)
+}
+
+/// Encodes a frame as one Parquet file in memory.
+pub fn parquet_bytes(df: &mut DataFrame) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    let written = ParquetWriter::new(&mut buf)
+        .with_statistics(StatisticsOptions::default())
+        .finish(df);
+    anyhow::Context::context(written, "encoding parquet")?;
+    Ok(buf)
+}
+
+/// Publishes one partition.
+pub fn publish(root: &Location, p: &Partition, run_id: &str) -> Result<()> {
+    root.put_atomic(&p.rel_path(), &p.bytes, run_id)
+        .with_context(|| format!("writing {}", root.join(&p.rel_path()).display()))
+}

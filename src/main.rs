@@ -1,0 +1,125 @@
+//! Thin binary: logging, flags, the plan, then `sales_metrics::run`; errors become exit codes.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use chrono::Utc;
+use clap::Parser;
+use sales_metrics::cli::{Cli, Command, LogFormat, RunArgs};
+use sales_metrics::config::plan::RunPlan;
+use sales_metrics::{Error, exit_code, run};
+use tracing_subscriber::EnvFilter;
+
+/// Polars optimises plans recursively; a roomy stack keeps deep plans from overflowing.
+const STACK_BYTES: usize = 64 * 1024 * 1024;
+
+fn main() {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let worker = std::thread::Builder::new()
+        .stack_size(STACK_BYTES)
+        .spawn(move || real_main(cli));
+    let result = match worker.map(|h| h.join()) {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Err(anyhow::anyhow!(
+            "internal error (a bug): the worker thread panicked"
+        )),
+        Err(e) => Err(anyhow::anyhow!("cannot start the worker thread: {e}")),
+    };
+    if let Err(err) = result {
+        eprintln!("error: {err:#}");
+        std::process::exit(exit_code(&err));
+    }
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<()> {
+    let now = Utc::now();
+    match cli.command {
+        Command::Run(args) => {
+            let plan = plan(args)?;
+            let run_id = format!(
+                "{}-{:08x}",
+                now.format("%Y%m%dT%H%M%SZ"),
+                std::process::id() ^ now.timestamp_subsec_nanos()
+            );
+            let summary = run::run(&plan, &run_id, now)?;
+            if plan.dry_run {
+                println!("dry run: nothing written. inputs:");
+                for (t, src) in &plan.inputs {
+                    println!("  {t}: {}", src.location.display());
+                }
+                println!("periods: {:?}", summary.periods);
+                println!("partitions that would be replaced:");
+                for p in &summary.partitions {
+                    println!("  {}", p.path);
+                }
+            } else {
+                println!("{}", serde_json::to_string(&summary)?);
+            }
+        }
+        Command::Validate(args) => {
+            let plan = plan(args.into())?;
+            let reports = run::validate(&plan)?;
+            println!(
+                "{:<18} {:>10} {:>10} {:>10}  reasons",
+                "table", "read", "accepted", "rejected"
+            );
+            for r in &reports {
+                let reasons: Vec<String> = r
+                    .rejected_by_reason
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                println!(
+                    "{:<18} {:>10} {:>10} {:>10}  {}",
+                    r.table,
+                    r.rows_read,
+                    r.rows_accepted,
+                    r.rows_rejected,
+                    reasons.join(" ")
+                );
+            }
+            if let Some(err) = run::reject_limit_error(&reports) {
+                return Err(err.into());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn plan(args: RunArgs) -> anyhow::Result<RunPlan> {
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let path = args.pipeline.clone().unwrap_or_else(default_pipeline);
+    let text = fs_err::read_to_string(&path)
+        .map_err(|e| Error::config(format!("cannot read the pipeline file: {e}")))?;
+    let env = |k: &str| std::env::var(k).ok();
+    Ok(RunPlan::from_parts(
+        args,
+        &path,
+        &text,
+        &cwd,
+        &env,
+        Utc::now(),
+    )?)
+}
+
+/// `pipelines/sample.toml` in the working directory, else the one shipped with the source.
+fn default_pipeline() -> PathBuf {
+    let local = Path::new("pipelines/sample.toml");
+    if local.is_file() {
+        local.to_path_buf()
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/sample.toml")
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

@@ -1,0 +1,135 @@
+//! Who belongs to which team on which day (SPEC §2 team_memberships, §11 "Entities").
+//!
+//! [`team_segments`] turns reps + memberships into non-overlapping, gap-free date segments per
+//! rep, `[seg_start, seg_end)`, each with the team in force: the covering membership that
+//! started last, else `reps.team_id`, else null. Every known rep's timeline is fully tiled,
+//! so [`with_team_on`] is an inner join that never loses an event of a known rep.
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+use crate::columns::{REP_ID, SOURCE_ROW, TEAM_ID, VALID_FROM, VALID_TO};
+use crate::metrics::periods::date_lit;
+
+pub const SEG_START: &str = "seg_start";
+pub const SEG_END: &str = "seg_end";
+
+fn far_past() -> NaiveDate {
+    NaiveDate::from_ymd_opt(1000, 1, 1).unwrap_or(NaiveDate::MIN)
+}
+fn far_future() -> NaiveDate {
+    NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or(NaiveDate::MAX)
+}
+
+/// `rep_id`, `seg_start`, `seg_end` (exclusive), `team_id`.
+///
+/// `reps` has `rep_id` and optionally `team_id`; `memberships` has `rep_id`, `team_id`,
+/// `valid_from`, `valid_to` (null = open) and `source_row`.
+pub fn team_segments(
+    reps: LazyFrame,
+    has_rep_team: bool,
+    memberships: Option<LazyFrame>,
+) -> PolarsResult<LazyFrame> {
+    let rep_team = if has_rep_team {
+        col(TEAM_ID)
+    } else {
+        lit(NULL).cast(DataType::String).alias(TEAM_ID)
+    };
+    let reps = reps.select([col(REP_ID), rep_team.alias("rep_team")]);
+    let Some(m) = memberships else {
+        return Ok(reps.select([
+            col(REP_ID),
+            date_lit(far_past()).alias(SEG_START),
+            date_lit(far_future()).alias(SEG_END),
+            col("rep_team").alias(TEAM_ID),
+        ]));
+    };
+    let m = m.select([
+        col(REP_ID),
+        col(TEAM_ID),
+        col(VALID_FROM),
+        col(VALID_TO),
+        col(SOURCE_ROW),
+    ]);
+    let bounds = concat(
+        [
+            reps.clone()
+                .select([col(REP_ID), date_lit(far_past()).alias(SEG_START)]),
+            m.clone()
+                .select([col(REP_ID), col(VALID_FROM).alias(SEG_START)]),
+            m.clone()
+                .filter(col(VALID_TO).is_not_null())
+                .select([col(REP_ID), col(VALID_TO).alias(SEG_START)]),
+        ],
+        UnionArgs::default(),
+    );
+    let bounds = bounds?;
+    let segments = bounds
+        .unique(None, UniqueKeepStrategy::Any)
+        .sort([REP_ID, SEG_START], SortMultipleOptions::default())
+        .with_column(
+            col(SEG_START)
+                .shift(lit(-1))
+                .over([col(REP_ID)])?
+                .fill_null(date_lit(far_future()))
+                .alias(SEG_END),
+        );
+    let covering = segments
+        .clone()
+        .join(
+            m,
+            [col(REP_ID)],
+            [col(REP_ID)],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .filter(
+            col(VALID_FROM)
+                .lt_eq(col(SEG_START))
+                .and(col(VALID_TO).is_null().or(col(SEG_START).lt(col(VALID_TO)))),
+        )
+        .group_by([col(REP_ID), col(SEG_START)])
+        // Overlaps: the membership that started last wins; ties go to the later file row.
+        .agg([col(TEAM_ID)
+            .sort_by(
+                [col(VALID_FROM), col(SOURCE_ROW)],
+                SortMultipleOptions::default(),
+            )
+            .last()
+            .alias("m_team")]);
+    Ok(segments
+        .join(
+            covering,
+            [col(REP_ID), col(SEG_START)],
+            [col(REP_ID), col(SEG_START)],
+            JoinArgs::new(JoinType::Left),
+        )
+        .join(
+            reps,
+            [col(REP_ID)],
+            [col(REP_ID)],
+            JoinArgs::new(JoinType::Left),
+        )
+        .select([
+            col(REP_ID),
+            col(SEG_START),
+            col(SEG_END),
+            coalesce(&[col("m_team"), col("rep_team")]).alias(TEAM_ID),
+        ]))
+}
+
+/// Adds `team_id` (the rep's team on `date_col`) to events that have `rep_id`.
+pub fn with_team_on(events: LazyFrame, date_col: &str, segments: LazyFrame) -> LazyFrame {
+    events
+        .join(
+            segments,
+            [col(REP_ID)],
+            [col(REP_ID)],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .filter(
+            col(SEG_START)
+                .lt_eq(col(date_col))
+                .and(col(date_col).lt(col(SEG_END))),
+        )
+        .drop(cols([SEG_START, SEG_END]))
+}

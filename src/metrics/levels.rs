@@ -1,0 +1,190 @@
+//! Rep, team and company rows from one event frame (SPEC §5), and the columns every table shares.
+//!
+//! [`by_levels`] runs the same aggregations three times: per rep, per team (the team credited on
+//! each event's own day) and for the company, so team and company rows come from summed
+//! components, never from averaged percentages. [`finish`] adds names, the rep's display team,
+//! period dates and the fixed row order.
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+use crate::columns::{
+    IS_PARTIAL_PERIOD, LEVEL, PERIOD, PERIOD_END, PERIOD_IDX, PERIOD_START, REP_ID, REP_NAME,
+    TEAM_ID, TEAM_NAME,
+};
+use crate::metrics::entities::with_team_on;
+use crate::metrics::periods::{PeriodFrames, date_lit};
+
+pub const REP: &str = "rep";
+pub const TEAM: &str = "team";
+pub const COMPANY: &str = "company";
+
+/// Aggregates `events` (`period_idx`, `rep_id`, `team_id`, value columns) at the three levels.
+///
+/// Every period of `periods` gets a company row; `zero_fill` columns (sums and counts) are 0
+/// there when nothing happened, the others stay null. Output: `level`, `period_idx`,
+/// `team_id` (team rows), `rep_id` (rep rows), then the aggregations.
+pub fn by_levels(
+    events: LazyFrame,
+    periods: &PeriodFrames,
+    aggs: &[Expr],
+    zero_fill: &[&str],
+) -> PolarsResult<LazyFrame> {
+    let rep = events
+        .clone()
+        .group_by([col(PERIOD_IDX), col(REP_ID)])
+        .agg(aggs)
+        .with_column(lit(REP).alias(LEVEL));
+    // An event with no team counts in the company row only.
+    let team = events
+        .clone()
+        .filter(col(TEAM_ID).is_not_null())
+        .group_by([col(PERIOD_IDX), col(TEAM_ID)])
+        .agg(aggs)
+        .with_column(lit(TEAM).alias(LEVEL));
+    let company_agg = events.group_by([col(PERIOD_IDX)]).agg(aggs);
+    let company = periods
+        .periods
+        .clone()
+        .select([col(PERIOD_IDX)])
+        .join(
+            company_agg,
+            [col(PERIOD_IDX)],
+            [col(PERIOD_IDX)],
+            JoinArgs::new(JoinType::Left),
+        )
+        .with_columns(
+            zero_fill
+                .iter()
+                .map(|c| col(*c).fill_null(lit(0)))
+                .collect::<Vec<_>>(),
+        )
+        .with_column(lit(COMPANY).alias(LEVEL));
+    concat_diagonal([company, team, rep])
+}
+
+/// Final shape of a metric table: the shared leading columns, then `metric_cols`, sorted
+/// company, team, rep, then team_id, rep_id. `period` stays for partitioning (the sink drops it).
+///
+/// A rep row shows the team of the last day of the period, or of the as-of day in the
+/// current period (SPEC §11); team rows keep the team their events were credited to.
+pub fn finish(
+    rows: LazyFrame,
+    periods: &PeriodFrames,
+    ctx: &Dimensions,
+    metric_cols: &[&str],
+) -> PolarsResult<LazyFrame> {
+    let rows = rows.join(
+        periods.periods.clone(),
+        [col(PERIOD_IDX)],
+        [col(PERIOD_IDX)],
+        JoinArgs::new(JoinType::Inner),
+    );
+    let is_rep = col(LEVEL).eq(lit(REP));
+    let team_day = when(col(PERIOD_END).gt(date_lit(ctx.as_of)))
+        .then(date_lit(ctx.as_of))
+        .otherwise(col(PERIOD_END))
+        .alias("__team_day");
+    let rep_rows = with_team_on(
+        rows.clone()
+            .filter(is_rep.clone())
+            .drop(cols([TEAM_ID]))
+            .with_column(team_day),
+        "__team_day",
+        ctx.segments.clone(),
+    )
+    .drop(cols(["__team_day"]));
+    let other_rows = rows.filter(is_rep.not());
+    let rows = concat_diagonal([other_rows, rep_rows])?
+        .join(
+            ctx.rep_names.clone(),
+            [col(REP_ID)],
+            [col(REP_ID)],
+            JoinArgs::new(JoinType::Left),
+        )
+        .join(
+            ctx.team_names.clone(),
+            [col(TEAM_ID)],
+            [col(TEAM_ID)],
+            JoinArgs::new(JoinType::Left),
+        );
+    let level_order = when(col(LEVEL).eq(lit(COMPANY)))
+        .then(lit(0))
+        .when(col(LEVEL).eq(lit(TEAM)))
+        .then(lit(1))
+        .otherwise(lit(2))
+        .alias("__level_order");
+    let mut select = vec![
+        col(PERIOD),
+        col(LEVEL),
+        col(TEAM_ID),
+        col(TEAM_NAME),
+        col(REP_ID),
+        col(REP_NAME),
+        col(PERIOD_START),
+        col(PERIOD_END),
+        col(IS_PARTIAL_PERIOD),
+    ];
+    select.extend(metric_cols.iter().map(|c| col(*c)));
+    let mut sort_by = vec![
+        PERIOD_IDX.to_string(),
+        "__level_order".to_string(),
+        TEAM_ID.to_string(),
+        REP_ID.to_string(),
+    ];
+    // A table keyed by more than the entity (e.g. response_kind) sorts by that too.
+    sort_by.extend(ctx.extra_sort.iter().cloned());
+    Ok(rows
+        .with_column(level_order)
+        .sort(
+            sort_by,
+            SortMultipleOptions::default()
+                .with_nulls_last(false)
+                .with_maintain_order(true),
+        )
+        .select(select))
+}
+
+/// Dimension frames every metric's [`finish`] needs.
+#[derive(Clone)]
+pub struct Dimensions {
+    /// `rep_id`, `rep_name`.
+    pub rep_names: LazyFrame,
+    /// `team_id`, `team_name`.
+    pub team_names: LazyFrame,
+    /// From [`crate::metrics::entities::team_segments`].
+    pub segments: LazyFrame,
+    pub as_of: NaiveDate,
+    pub extra_sort: Vec<String>,
+}
+
+/// Vertical concat that fills columns missing in some inputs with nulls.
+///
+/// `concat_lf_diagonal` needs polars' `diagonal_concat` feature (a full polars rebuild);
+/// the plan conversion honours `UnionArgs::diagonal` without it.
+pub fn concat_diagonal<L: AsRef<[LazyFrame]>>(inputs: L) -> PolarsResult<LazyFrame> {
+    concat(
+        inputs,
+        UnionArgs {
+            diagonal: true,
+            ..UnionArgs::default()
+        },
+    )
+}
+
+/// 100 × num / den, null when the denominator is null or 0.
+pub fn pct(num: Expr, den: Expr) -> Expr {
+    ratio(num * lit(100.0), den)
+}
+
+/// num / den, null when the denominator is null or 0.
+pub fn ratio(num: Expr, den: Expr) -> Expr {
+    when(den.clone().eq(lit(0)).or(den.clone().is_null()))
+        .then(lit(NULL).cast(DataType::Float64))
+        .otherwise(num.cast(DataType::Float64) / den.cast(DataType::Float64))
+}
+
+/// A count aggregation as INT64 (polars counts are u32 otherwise).
+pub fn count_i64(e: Expr) -> Expr {
+    e.cast(DataType::Int64)
+}

@@ -1,0 +1,81 @@
+//! Period dimension frames for one grain: the periods of the window and a day → period map.
+//!
+//! Events are placed in periods by joining their reporting-time-zone date with [`PeriodFrames::days`];
+//! the inner join doubles as the window filter. Both frames are generated from the calendar
+//! (a few thousand rows at most), never from the data.
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+use crate::calendar::Period;
+use crate::columns::{DATE, IS_PARTIAL_PERIOD, PERIOD, PERIOD_END, PERIOD_IDX, PERIOD_START};
+
+/// Days since 1970-01-01, the physical value of a polars `Date`.
+pub fn epoch_days(d: NaiveDate) -> i32 {
+    // Dates we build stay within ±5.8 million years of 1970, so i32 holds them.
+    (d - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or(NaiveDate::MIN)).num_days() as i32
+}
+
+/// A `Date` literal.
+pub fn date_lit(d: NaiveDate) -> Expr {
+    lit(epoch_days(d)).cast(DataType::Date)
+}
+
+#[derive(Clone)]
+pub struct PeriodFrames {
+    /// `period_idx` (i32, consecutive), `period`, `period_start`, `period_end`, `is_partial_period`.
+    pub periods: LazyFrame,
+    /// `date`, `period_idx`: one row per day of the window.
+    pub days: LazyFrame,
+    pub first_day: NaiveDate,
+    pub last_day: NaiveDate,
+}
+
+impl PeriodFrames {
+    /// Frames for `periods` (consecutive, in order); a period ending after `as_of` is partial.
+    pub fn new(periods: &[Period], as_of: NaiveDate) -> PolarsResult<PeriodFrames> {
+        let n = periods.len();
+        let idx: Vec<i32> = (0..n as i32).collect();
+        let labels: Vec<&str> = periods.iter().map(|p| p.label.as_str()).collect();
+        let starts: Vec<i32> = periods.iter().map(|p| epoch_days(p.start)).collect();
+        let ends: Vec<i32> = periods.iter().map(|p| epoch_days(p.end)).collect();
+        let partial: Vec<bool> = periods.iter().map(|p| p.end > as_of).collect();
+        let periods_df = DataFrame::new_infer_height(vec![
+            Column::new(PERIOD_IDX.into(), idx),
+            Column::new(PERIOD.into(), labels),
+            Column::new(PERIOD_START.into(), starts).cast(&DataType::Date)?,
+            Column::new(PERIOD_END.into(), ends).cast(&DataType::Date)?,
+            Column::new(IS_PARTIAL_PERIOD.into(), partial),
+        ])?;
+        let mut day_vals = Vec::new();
+        let mut day_idx = Vec::new();
+        for (i, p) in periods.iter().enumerate() {
+            for d in epoch_days(p.start)..=epoch_days(p.end) {
+                day_vals.push(d);
+                day_idx.push(i as i32);
+            }
+        }
+        let days_df = DataFrame::new_infer_height(vec![
+            Column::new(DATE.into(), day_vals).cast(&DataType::Date)?,
+            Column::new(PERIOD_IDX.into(), day_idx),
+        ])?;
+        let first_day = periods.first().map(|p| p.start).unwrap_or(as_of);
+        let last_day = periods.last().map(|p| p.end).unwrap_or(as_of);
+        Ok(PeriodFrames {
+            periods: periods_df.lazy(),
+            days: days_df.lazy(),
+            first_day,
+            last_day,
+        })
+    }
+
+    /// Adds `period_idx` to events by their date column; events outside the window drop out.
+    pub fn place(&self, events: LazyFrame, date_col: &str) -> LazyFrame {
+        events.join(
+            self.days.clone(),
+            [col(date_col)],
+            [col(DATE)],
+            JoinArgs::new(JoinType::Inner),
+        )
+    }
+}

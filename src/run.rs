@@ -1,0 +1,381 @@
+//! One run, stage by stage: scan and check inputs, count rejects, compute every
+//! (metric, grain) table, then publish partitions, rejects and, last, the run manifest.
+//!
+//! Nothing is published until every table has been computed and every input passed its
+//! reject limit, so a failing run leaves the previous outputs as they were.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, NaiveDate, Utc};
+use polars::prelude::*;
+use serde::Serialize;
+use tracing::{debug, info, info_span, warn};
+
+use crate::calendar::{Grain, Period};
+use crate::columns::{
+    CLOSED_DATE, CREATED_DATE, LIST_AMOUNT, REJECT_REASON, REP_ID, TEAM_ID, Table,
+};
+use crate::config::plan::RunPlan;
+use crate::error::Error;
+use crate::io::scan::{Input, Zones, scan_input};
+use crate::io::sink::{self, Partition};
+use crate::metrics::{Accepted, Prepared};
+
+/// Rows read, accepted and rejected for one input table.
+#[derive(Debug, Clone, Serialize)]
+pub struct InputReport {
+    pub table: String,
+    pub uri: String,
+    pub rows_read: u64,
+    pub rows_accepted: u64,
+    pub rows_rejected: u64,
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    pub max_reject_fraction: f64,
+}
+
+impl InputReport {
+    fn over_limit(&self) -> bool {
+        self.rows_read > 0
+            && (self.rows_rejected as f64 / self.rows_read as f64) > self.max_reject_fraction
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionReport {
+    pub table: String,
+    pub grain: String,
+    pub period: String,
+    pub path: String,
+    pub rows: usize,
+}
+
+/// The run manifest (`_runs/<run_id>.json`) and, on one line, the stdout summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub status: String,
+    pub program_version: String,
+    pub pipeline: String,
+    pub pipeline_path: String,
+    pub pipeline_sha256: String,
+    pub as_of: NaiveDate,
+    pub started_at: DateTime<Utc>,
+    pub output: String,
+    pub grains: Vec<String>,
+    pub periods: BTreeMap<String, Vec<String>>,
+    pub metrics: Vec<String>,
+    pub inputs: Vec<InputReport>,
+    pub partitions: Vec<PartitionReport>,
+    pub rows_written: usize,
+    pub timings_ms: BTreeMap<String, u128>,
+    pub manifest: Option<String>,
+}
+
+/// Scanned inputs plus what the metrics take from them.
+pub struct Loaded {
+    pub inputs: Vec<Input>,
+    pub accepted: Accepted,
+}
+
+/// Scans every configured input and attaches reject reasons (lazy; only schemas are read).
+pub fn load(plan: &RunPlan) -> Result<Loaded> {
+    let zones = Zones {
+        source: plan.source_tz,
+        reporting: plan.reporting_tz,
+    };
+    let reps_src = plan
+        .inputs
+        .get(&Table::Reps)
+        .ok_or_else(|| Error::config("the reps input is required"))?;
+    let has_memberships = plan.inputs.contains_key(&Table::TeamMemberships);
+    let require: &[&str] = if has_memberships { &[] } else { &[TEAM_ID] };
+    let reps = scan_input(reps_src, zones, None, require)?;
+    // The accepted rep ids are a small dimension: collect them once for every unknown_rep check.
+    let known = reps
+        .accepted()
+        .select([col(REP_ID)])
+        .collect()
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("reading reps from {}", reps.uri))?
+        .column(REP_ID)?
+        .as_materialized_series()
+        .clone();
+    let mut accepted = Accepted {
+        reps_have_team: reps.canonical.contains(&TEAM_ID),
+        reps: Some(reps.accepted()),
+        ..Accepted::default()
+    };
+    let mut inputs = vec![reps];
+    for (table, src) in &plan.inputs {
+        if *table == Table::Reps {
+            continue;
+        }
+        let input = scan_input(src, zones, Some(&known), &[])?;
+        let lf = Some(input.accepted());
+        match table {
+            Table::Teams => accepted.teams = lf,
+            Table::TeamMemberships => accepted.memberships = lf,
+            Table::Quotas => accepted.quotas = lf,
+            Table::Deals => {
+                accepted.deals_have_list_amount = input.canonical.contains(&LIST_AMOUNT);
+                accepted.deals = lf;
+            }
+            // Read and checked (rejects, counts); the metrics that use them come later.
+            Table::Reps | Table::DealHistory | Table::Leads | Table::Activities => {}
+        }
+        inputs.push(input);
+    }
+    Ok(Loaded { inputs, accepted })
+}
+
+/// Counts rows per reject reason for every input (one pass over each).
+pub fn check(plan: &RunPlan, loaded: &Loaded) -> Result<Vec<InputReport>> {
+    let mut reports = Vec::new();
+    for input in &loaded.inputs {
+        let counts = input
+            .reason_counts()
+            .collect()
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("{}: reading {}", input.table, input.uri))?;
+        let reasons = counts.column(REJECT_REASON)?.str()?.clone();
+        let rows = counts.column("rows")?.i64()?.clone();
+        let mut report = InputReport {
+            table: input.table.name().into(),
+            uri: input.uri.clone(),
+            rows_read: 0,
+            rows_accepted: 0,
+            rows_rejected: 0,
+            rejected_by_reason: BTreeMap::new(),
+            max_reject_fraction: plan.inputs[&input.table].max_reject_fraction,
+        };
+        for (reason, n) in reasons.iter().zip(rows.iter()) {
+            let n = n.unwrap_or(0) as u64;
+            report.rows_read += n;
+            match reason {
+                None => report.rows_accepted += n,
+                Some(r) => {
+                    report.rows_rejected += n;
+                    report.rejected_by_reason.insert(r.to_string(), n);
+                }
+            }
+        }
+        if report.rows_rejected > 0 {
+            warn!(table = %report.table, rejected = report.rows_rejected, reasons = ?report.rejected_by_reason, "rows rejected");
+        }
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+/// The first input over its reject limit, as the error the run fails with.
+pub fn reject_limit_error(reports: &[InputReport]) -> Option<Error> {
+    reports
+        .iter()
+        .find(|r| r.over_limit())
+        .map(|r| Error::TooManyRejects {
+            table: r.table.clone(),
+            rejected: r.rows_rejected,
+            read: r.rows_read,
+            pct: 100.0 * r.rows_rejected as f64 / r.rows_read as f64,
+            max: r.max_reject_fraction,
+            reasons: r
+                .rejected_by_reason
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+/// The earliest event date ≤ as-of in the inputs the metrics use (for an automatic window).
+fn earliest_date(prepared: &Prepared) -> Result<Option<NaiveDate>> {
+    let mut parts = Vec::new();
+    if let Some(d) = &prepared.deals {
+        parts.push(d.clone().select([col(CREATED_DATE).min().alias("d")]));
+        parts.push(d.clone().select([col(CLOSED_DATE).min().alias("d")]));
+    }
+    if let Some(q) = &prepared.quotas {
+        parts.push(q.clone().select([col("period_start").min().alias("d")]));
+    }
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    // A one-row aggregate: the window must be known before any metric plan is built.
+    let df = concat(parts, UnionArgs::default())?
+        .select([col("d").min()])
+        .collect()?;
+    let days = df.column("d")?.cast(&DataType::Int32)?.i32()?.get(0);
+    Ok(days.map(|d| {
+        NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()
+            + chrono::Days::new(0)
+            + chrono::TimeDelta::days(i64::from(d))
+    }))
+}
+
+/// Runs the whole job: compute, then publish. With `plan.dry_run`, stops after planning.
+pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<RunSummary> {
+    let span = info_span!("run", run_id, pipeline = %plan.pipeline_name, as_of = %plan.as_of);
+    let _guard = span.enter();
+    let mut timings = BTreeMap::new();
+    let mut summary = RunSummary {
+        run_id: run_id.to_string(),
+        status: "planned".into(),
+        program_version: env!("CARGO_PKG_VERSION").into(),
+        pipeline: plan.pipeline_name.clone(),
+        pipeline_path: plan.pipeline_path.display().to_string(),
+        pipeline_sha256: plan.pipeline_sha256.clone(),
+        as_of: plan.as_of,
+        started_at,
+        output: plan.output.display(),
+        grains: plan.grains.iter().map(|g| g.name().to_string()).collect(),
+        periods: BTreeMap::new(),
+        metrics: plan.metrics.iter().map(|m| m.name().to_string()).collect(),
+        inputs: vec![],
+        partitions: vec![],
+        rows_written: 0,
+        timings_ms: BTreeMap::new(),
+        manifest: None,
+    };
+
+    let t = Instant::now();
+    let loaded = load(plan)?;
+    let prepared = Prepared::new(
+        &loaded.accepted,
+        plan.as_of,
+        plan.reporting_tz,
+        plan.calendar,
+    )?;
+    let earliest = if plan.window == crate::config::plan::Window::Auto {
+        earliest_date(&prepared)?
+    } else {
+        None
+    };
+    let periods: Vec<(Grain, Vec<Period>)> = plan
+        .grains
+        .iter()
+        .map(|g| (*g, plan.periods(*g, earliest)))
+        .collect();
+    for (g, ps) in &periods {
+        summary.periods.insert(
+            g.name().into(),
+            ps.iter().map(|p| p.label.clone()).collect(),
+        );
+    }
+    timings.insert("plan".to_string(), t.elapsed().as_millis());
+
+    if plan.dry_run {
+        for m in &plan.metrics {
+            for (g, ps) in &periods {
+                for p in ps {
+                    summary.partitions.push(PartitionReport {
+                        table: m.name().into(),
+                        grain: g.name().into(),
+                        period: p.label.clone(),
+                        path: plan
+                            .output
+                            .join(&sink::partition_path(m.name(), *g, &p.label))
+                            .display(),
+                        rows: 0,
+                    });
+                }
+            }
+        }
+        summary.timings_ms = timings;
+        return Ok(summary);
+    }
+
+    let t = Instant::now();
+    summary.inputs = check(plan, &loaded)?;
+    timings.insert("check_inputs".to_string(), t.elapsed().as_millis());
+
+    let mut outputs: Vec<Partition> = Vec::new();
+    if reject_limit_error(&summary.inputs).is_none() {
+        for m in &plan.metrics {
+            for (g, ps) in &periods {
+                let t = Instant::now();
+                let _s = info_span!("metric", metric = m.name(), grain = g.name()).entered();
+                let lf = prepared.table(*m, ps)?;
+                debug!(plan = %lf.explain(true).unwrap_or_default(), "optimized plan");
+                // The one collect per output table.
+                let df = lf
+                    .collect()
+                    .map_err(anyhow::Error::from)
+                    .with_context(|| format!("computing {} by {g}", m.name()))?;
+                let parts = sink::partitions(m.name(), *g, &df)?;
+                info!(
+                    rows = df.height(),
+                    partitions = parts.len(),
+                    ms = t.elapsed().as_millis() as u64,
+                    "computed"
+                );
+                timings.insert(
+                    format!("{}/{}", m.name(), g.name()),
+                    t.elapsed().as_millis(),
+                );
+                outputs.extend(parts);
+            }
+        }
+    }
+
+    // Rejects are written even when the run fails on them: they say what to fix.
+    let t = Instant::now();
+    for input in &loaded.inputs {
+        let report = summary
+            .inputs
+            .iter()
+            .find(|r| r.table == input.table.name());
+        if report.is_some_and(|r| r.rows_rejected > 0) {
+            let mut df = input.rejected().collect()?;
+            let bytes = sink::parquet_bytes(&mut df)?;
+            let rel = format!("_rejects/{}/run={run_id}/part-0.parquet", input.table);
+            plan.output.put_atomic(&rel, &bytes, run_id)?;
+        }
+    }
+    if let Some(err) = reject_limit_error(&summary.inputs) {
+        summary.status = "failed_rejects".into();
+        summary.timings_ms = timings;
+        write_manifest(plan, &mut summary)?;
+        return Err(err.into());
+    }
+
+    for p in &outputs {
+        sink::publish(&plan.output, p, run_id)?;
+        summary.rows_written += p.rows;
+        summary.partitions.push(PartitionReport {
+            table: p.table.clone(),
+            grain: p.grain.name().into(),
+            period: p.period.clone(),
+            path: plan.output.join(&p.rel_path()).display(),
+            rows: p.rows,
+        });
+    }
+    timings.insert("publish".to_string(), t.elapsed().as_millis());
+    info!(partitions = summary.partitions.len(), rows = summary.rows_written, output = %summary.output, "published");
+    summary.status = "succeeded".into();
+    summary.timings_ms = timings;
+    write_manifest(plan, &mut summary)?;
+    Ok(summary)
+}
+
+fn write_manifest(plan: &RunPlan, summary: &mut RunSummary) -> Result<()> {
+    let rel = format!("_runs/{}.json", summary.run_id);
+    summary.manifest = Some(plan.output.join(&rel).display());
+    let json = serde_json::to_vec_pretty(summary)?;
+    plan.output.put_atomic(&rel, &json, &summary.run_id)?;
+    Ok(())
+}
+
+/// `validate`: scan and check every input, write nothing.
+pub fn validate(plan: &RunPlan) -> Result<Vec<InputReport>> {
+    let loaded = load(plan)?;
+    // Build the metric inputs too, so schema problems they would hit show up here.
+    Prepared::new(
+        &loaded.accepted,
+        plan.as_of,
+        plan.reporting_tz,
+        plan.calendar,
+    )?;
+    check(plan, &loaded)
+}

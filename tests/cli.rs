@@ -1,0 +1,333 @@
+//! End-to-end: the binary on the sample files, outputs read back from Parquet.
+
+use std::time::Duration;
+
+use polars::prelude::*;
+use predicates::prelude::*;
+
+use crate::common::*;
+
+#[test]
+fn sample_run_writes_hand_checked_figures() {
+    let sb = Sandbox::new();
+    let out = sb.run(&[]).assert().success().get_output().stdout.clone();
+    let summary: serde_json::Value = serde_json::from_slice(&out).expect("one JSON line on stdout");
+    assert_eq!(summary["status"], "succeeded");
+    assert_eq!(
+        summary["partitions"].as_array().unwrap().len(),
+        16,
+        "2 tables × (6 months + 2 quarters)"
+    );
+    assert_eq!(
+        summary["periods"]["quarter"],
+        serde_json::json!(["2024-Q1", "2024-Q2"])
+    );
+
+    // February: R3 moved T2 -> T1 on Feb 15. 91 000 for Q1 = 1 000 a day: 14 000 to T2, 15 000
+    // to T1. D07 (22 000) closed Feb 10, credited to T2; the rep row shows T1 (last day).
+    let feb = read_partition(&sb.output(), "quota_attainment", "month", "2024-02");
+    assert_eq!(f64_of(&feb, "rep", Some("R3"), "quota"), Some(29_000.0));
+    assert_eq!(f64_of(&feb, "rep", Some("R3"), "bookings"), Some(22_000.0));
+    assert_eq!(
+        value(&feb, "rep", Some("R3"), "team_id"),
+        AnyValue::StringOwned("T1".into())
+    );
+    assert_eq!(f64_of(&feb, "team", Some("T2"), "quota"), Some(14_000.0));
+    assert_eq!(f64_of(&feb, "team", Some("T2"), "bookings"), Some(22_000.0));
+    // R5 has a zero quota: attainment is null, not infinite.
+    assert_eq!(f64_of(&feb, "rep", Some("R5"), "attainment_pct"), None);
+    // Rows: company, teams, reps.
+    let levels: Vec<_> = feb
+        .column("level")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .flatten()
+        .collect();
+    assert_eq!(
+        levels,
+        ["company", "team", "team", "rep", "rep", "rep", "rep"]
+    );
+
+    // D10 closed 2024-04-30T23:30-05:00 = May 1 in UTC: booked in May, not April.
+    let apr = read_partition(&sb.output(), "quota_attainment", "month", "2024-04");
+    assert_eq!(f64_of(&apr, "company", None, "bookings"), Some(0.0));
+    let may = read_partition(&sb.output(), "quota_attainment", "month", "2024-05");
+    assert_eq!(f64_of(&may, "rep", Some("R1"), "bookings"), Some(50_000.0));
+
+    // Q1 deal size: 7 won deals, 178 000; listed ones 170 000 list vs 142 000 net.
+    let q1 = read_partition(&sb.output(), "deal_size", "quarter", "2024-Q1");
+    assert_eq!(value(&q1, "company", None, "won_deals"), AnyValue::Int64(7));
+    assert_eq!(f64_of(&q1, "company", None, "won_amount"), Some(178_000.0));
+    assert_eq!(f64_of(&q1, "company", None, "list_amount"), Some(170_000.0));
+    assert_eq!(f64_of(&q1, "company", None, "net_amount"), Some(142_000.0));
+    // D15 closes Jul 5, after the as-of date: still open, so June has one win (D14).
+    let jun = read_partition(&sb.output(), "deal_size", "month", "2024-06");
+    assert_eq!(
+        value(&jun, "company", None, "won_deals"),
+        AnyValue::Int64(1)
+    );
+    assert_eq!(feb.column("period_start").unwrap().dtype(), &DataType::Date);
+
+    // The manifest sits in _runs/ and records inputs and partitions.
+    let manifest = summary["manifest"].as_str().unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
+    assert_eq!(m["inputs"][4]["table"], "deals");
+    assert_eq!(m["inputs"][4]["rows_read"], 16);
+    assert_eq!(m["partitions"][0]["rows"], 7);
+}
+
+#[test]
+fn rerun_gives_identical_partitions() {
+    let sb = Sandbox::new();
+    sb.run(&[]).assert().success();
+    let first = snapshot(&sb.output());
+    sb.run(&[]).assert().success();
+    let second = snapshot(&sb.output());
+    let parts = |s: &std::collections::BTreeMap<String, (Vec<u8>, std::time::SystemTime)>| {
+        s.iter()
+            .filter(|(k, _)| !k.starts_with("_runs"))
+            .map(|(k, v)| (k.clone(), v.0.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(parts(&first), parts(&second));
+    assert_eq!(
+        second.keys().filter(|k| k.starts_with("_runs/")).count(),
+        2,
+        "one manifest per run"
+    );
+}
+
+#[test]
+fn period_backfill_replaces_only_its_partitions() {
+    let sb = Sandbox::new();
+    sb.run(&[]).assert().success();
+    let before = snapshot(&sb.output());
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = sb
+        .run(&["--period", "2024-03"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let summary: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(summary["grains"], serde_json::json!(["month"]));
+    let after = snapshot(&sb.output());
+    let mut changed: Vec<&String> = after
+        .iter()
+        .filter(|(k, v)| before.get(*k).is_none_or(|b| b.1 != v.1))
+        .map(|(k, _)| k)
+        .collect();
+    changed.retain(|k| !k.starts_with("_runs/"));
+    changed.sort();
+    assert_eq!(
+        changed,
+        [
+            "deal_size/grain=month/period=2024-03/part-0.parquet",
+            "quota_attainment/grain=month/period=2024-03/part-0.parquet"
+        ]
+    );
+    for (k, (bytes, _)) in &before {
+        assert_eq!(&after[k].0, bytes, "{k} changed");
+    }
+    // No temporary files left for Hive readers to trip over.
+    assert!(
+        after.keys().all(|k| !k.contains("/.")),
+        "{:?}",
+        after.keys().collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn backfill_range_and_extra_grain() {
+    let sb = Sandbox::new();
+    let out = sb
+        .run(&[
+            "--from", "2024-02", "--to", "2024-03", "--grain", "month", "--grain", "quarter",
+        ])
+        .assert()
+        .success();
+    let summary: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(
+        summary["periods"]["month"],
+        serde_json::json!(["2024-02", "2024-03"])
+    );
+    assert_eq!(
+        summary["periods"]["quarter"],
+        serde_json::json!(["2024-Q1"])
+    );
+}
+
+#[test]
+fn missing_column_exits_2_naming_it_and_writes_nothing() {
+    let sb = Sandbox::new();
+    let deals = std::fs::read_to_string(sb.data("deals.csv"))
+        .unwrap()
+        .replacen("stage", "phase", 1);
+    std::fs::write(sb.data("deals.csv"), deals).unwrap();
+    sb.run(&[])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "deals: canonical column `status` is mapped to `stage`",
+        ))
+        .stderr(predicate::str::contains("`phase`"));
+    assert!(!sb.output().exists(), "nothing may be written");
+}
+
+#[test]
+fn config_errors_exit_2() {
+    let sb = Sandbox::new();
+    sb.run(&["--period", "2024-13"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("`2024-13`"));
+    sb.run(&["--metrics", "win_rate"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("`win_rate` is not a known metric"));
+    let text = std::fs::read_to_string(sb.pipeline())
+        .unwrap()
+        .replace("grains =", "grain =");
+    std::fs::write(sb.pipeline(), text).unwrap();
+    sb.run(&[])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown field `grain`"));
+    bin()
+        .args(["run", "--pipeline", "/nonexistent/p.toml"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("/nonexistent/p.toml"));
+    assert!(!sb.output().exists());
+}
+
+#[test]
+fn missing_input_file_exits_2() {
+    let sb = Sandbox::new();
+    std::fs::remove_file(sb.data("quotas.csv")).unwrap();
+    sb.run(&[])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("quotas: no input file matches"));
+    assert!(!sb.output().exists());
+}
+
+#[test]
+fn too_many_rejects_exit_3_and_publish_no_partition() {
+    let sb = Sandbox::new();
+    let mut deals = std::fs::read_to_string(sb.data("deals.csv")).unwrap();
+    deals.push_str("D99,R1,2024-02-01,Closed Won,2024-01-01,2024-02-01,100,\n"); // closed before created
+    std::fs::write(sb.data("deals.csv"), deals).unwrap();
+    sb.run(&[])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("deals: 1 of 17 rows rejected"))
+        .stderr(predicate::str::contains("closed_before_created: 1"));
+    let files = snapshot(&sb.output());
+    assert!(
+        files
+            .keys()
+            .all(|k| k.starts_with("_rejects/deals/") || k.starts_with("_runs/")),
+        "{:?}",
+        files.keys()
+    );
+    let rejects = files.keys().find(|k| k.starts_with("_rejects/")).unwrap();
+    let df = ParquetReader::new(std::fs::File::open(sb.output().join(rejects)).unwrap())
+        .finish()
+        .unwrap();
+    assert_eq!(
+        df.column("reject_reason").unwrap().str().unwrap().get(0),
+        Some("closed_before_created")
+    );
+    assert_eq!(
+        df.column("deal_id").unwrap().str().unwrap().get(0),
+        Some("D99")
+    );
+    // With a looser limit the run succeeds and still writes the rejects.
+    let text = std::fs::read_to_string(sb.pipeline())
+        .unwrap()
+        .replace("max_reject_fraction = 0.01", "max_reject_fraction = 0.1");
+    std::fs::write(sb.pipeline(), text).unwrap();
+    sb.run(&[]).assert().success();
+}
+
+#[test]
+fn dry_run_lists_partitions_and_writes_nothing() {
+    let sb = Sandbox::new();
+    sb.run(&["--dry-run"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "quota_attainment/grain=quarter/period=2024-Q2/part-0.parquet",
+        ))
+        .stdout(predicate::str::contains("deals:"));
+    assert!(!sb.output().exists());
+}
+
+#[test]
+fn validate_reports_and_writes_nothing() {
+    let sb = Sandbox::new();
+    bin()
+        .args(["validate", "--pipeline"])
+        .arg(sb.pipeline())
+        .assert()
+        .success()
+        .stdout(predicate::str::is_match(r"deals\s+16\s+16\s+0").unwrap());
+    assert!(!sb.output().exists());
+}
+
+#[test]
+fn json_logs_on_stderr() {
+    let sb = Sandbox::new();
+    let out = sb
+        .run(&["--log-format", "json"])
+        .env("RUST_LOG", "info")
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.lines().count() > 3);
+    for line in stderr.lines() {
+        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+    }
+}
+
+#[test]
+fn fiscal_year_labels_in_partition_paths() {
+    let sb = Sandbox::new();
+    let text = std::fs::read_to_string(sb.pipeline())
+        .unwrap()
+        .replace("fiscal_year_start_month = 1", "fiscal_year_start_month = 2")
+        .replace(
+            "grains = [\"month\", \"quarter\"]",
+            "grains = [\"quarter\", \"year\"]",
+        );
+    std::fs::write(sb.pipeline(), text).unwrap();
+    let out = sb.run(&[]).assert().success().get_output().stdout.clone();
+    let summary: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    // Jan 2024 is the last month of FY2024 (Feb 2023 – Jan 2024).
+    assert_eq!(
+        summary["periods"]["quarter"],
+        serde_json::json!(["FY2024-Q4", "FY2025-Q1", "FY2025-Q2"])
+    );
+    assert_eq!(
+        summary["periods"]["year"],
+        serde_json::json!(["FY2024", "FY2025"])
+    );
+    // FY2025-Q1 = Feb–Apr 2024. R3's calendar-Q1 quota (91 000 over 91 days) gives Feb + Mar
+    // = 60 days = 60 000; the Q2 quota (91 000 over Apr–Jun, 91 days) gives April's 30 000.
+    let q = read_partition(&sb.output(), "quota_attainment", "quarter", "FY2025-Q1");
+    assert_eq!(
+        f64_of(&q, "rep", Some("R3"), "quota").map(|v| v.round()),
+        Some(90_000.0)
+    );
+    assert_eq!(
+        f64_of(&q, "rep", Some("R3"), "bookings"),
+        Some(40_000.0),
+        "D07 22 000 in Feb + D08 18 000 in Mar"
+    );
+}
