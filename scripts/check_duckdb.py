@@ -21,6 +21,33 @@ EXPECTED = {
         "discount_amount": "DOUBLE", "avg_discount_pct": "DOUBLE",
         "prev_avg_deal_size": "DOUBLE", "avg_deal_size_change_pct": "DOUBLE",
     },
+    "deal_slippage": {
+        "deals_expected": "BIGINT", "deals_due": "BIGINT", "deals_closed_on_time": "BIGINT",
+        "deals_won_on_time": "BIGINT", "deals_lost": "BIGINT", "deals_slipped": "BIGINT",
+        "slipped_amount": "DOUBLE", "slippage_rate_pct": "DOUBLE", "avg_slip_days": "DOUBLE",
+        "median_slip_days": "DOUBLE", "close_date_pushes": "BIGINT",
+    },
+    "lead_response_time": {
+        "response_kind": "VARCHAR", "requests": "BIGINT", "responded": "BIGINT",
+        "unresponded": "BIGINT", "mean_response_minutes": "DOUBLE",
+        "median_response_minutes": "DOUBLE", "p90_response_minutes": "DOUBLE",
+        "within_sla_5m": "BIGINT", "within_sla_5m_pct": "DOUBLE",
+        "within_sla_60m": "BIGINT", "within_sla_60m_pct": "DOUBLE",
+        "within_sla_1440m": "BIGINT", "within_sla_1440m_pct": "DOUBLE",
+    },
+    "selling_time": {
+        "selling_minutes": "DOUBLE", "non_selling_minutes": "DOUBLE",
+        "unclassified_minutes": "DOUBLE", "total_minutes": "DOUBLE", "selling_time_pct": "DOUBLE",
+        "capacity_minutes": "DOUBLE", "selling_pct_of_capacity": "DOUBLE",
+    },
+    "rep_scorecard": {
+        "attainment_pct": "DOUBLE", "bookings": "DOUBLE", "quota": "DOUBLE",
+        "slippage_rate_pct": "DOUBLE", "deals_slipped": "BIGINT", "deals_due": "BIGINT",
+        "median_first_touch_response_minutes": "DOUBLE", "first_touch_requests": "BIGINT",
+        "first_touch_responded": "BIGINT", "avg_deal_size": "DOUBLE", "won_amount": "DOUBLE",
+        "won_deals": "BIGINT", "selling_time_pct": "DOUBLE", "selling_minutes": "DOUBLE",
+        "non_selling_minutes": "DOUBLE",
+    },
 }
 SHARED = {
     "level": "VARCHAR", "team_id": "VARCHAR", "team_name": "VARCHAR", "rep_id": "VARCHAR",

@@ -225,3 +225,53 @@ const ACTIVITIES_COLUMNS: [ColumnDef; 8] = [
     c("started_at", Timestamp, Required),
     c("duration_minutes", Amount, Nullable),
 ];
+
+// deal_slippage outputs.
+pub const DEALS_EXPECTED: &str = "deals_expected";
+pub const DEALS_DUE: &str = "deals_due";
+pub const DEALS_CLOSED_ON_TIME: &str = "deals_closed_on_time";
+pub const DEALS_WON_ON_TIME: &str = "deals_won_on_time";
+pub const DEALS_LOST: &str = "deals_lost";
+pub const DEALS_SLIPPED: &str = "deals_slipped";
+pub const SLIPPED_AMOUNT: &str = "slipped_amount";
+pub const SLIPPAGE_RATE_PCT: &str = "slippage_rate_pct";
+pub const AVG_SLIP_DAYS: &str = "avg_slip_days";
+pub const MEDIAN_SLIP_DAYS: &str = "median_slip_days";
+pub const CLOSE_DATE_PUSHES: &str = "close_date_pushes";
+
+// lead_response_time outputs.
+pub const RESPONSE_KIND: &str = "response_kind";
+pub const FIRST_TOUCH: &str = "first_touch";
+pub const FOLLOW_UP: &str = "follow_up";
+pub const REQUESTS: &str = "requests";
+pub const RESPONDED: &str = "responded";
+pub const UNRESPONDED: &str = "unresponded";
+pub const MEAN_RESPONSE_MINUTES: &str = "mean_response_minutes";
+pub const MEDIAN_RESPONSE_MINUTES: &str = "median_response_minutes";
+pub const P90_RESPONSE_MINUTES: &str = "p90_response_minutes";
+
+// selling_time outputs.
+pub const SELLING_MINUTES: &str = "selling_minutes";
+pub const NON_SELLING_MINUTES: &str = "non_selling_minutes";
+pub const UNCLASSIFIED_MINUTES: &str = "unclassified_minutes";
+pub const TOTAL_MINUTES: &str = "total_minutes";
+pub const SELLING_TIME_PCT: &str = "selling_time_pct";
+pub const CAPACITY_MINUTES: &str = "capacity_minutes";
+pub const SELLING_PCT_OF_CAPACITY: &str = "selling_pct_of_capacity";
+
+// rep_scorecard outputs.
+pub const FIRST_TOUCH_REQUESTS: &str = "first_touch_requests";
+pub const FIRST_TOUCH_RESPONDED: &str = "first_touch_responded";
+pub const MEDIAN_FIRST_TOUCH_RESPONSE_MINUTES: &str = "median_first_touch_response_minutes";
+
+// Other input columns.
+pub const LEAD_ID: &str = "lead_id";
+pub const ACTIVITY_ID: &str = "activity_id";
+pub const ACTIVITY_TYPE: &str = "activity_type";
+pub const DIRECTION: &str = "direction";
+pub const STARTED_AT: &str = "started_at";
+pub const DURATION_MINUTES: &str = "duration_minutes";
+pub const CHANGED_AT: &str = "changed_at";
+pub const FIELD: &str = "field";
+pub const OLD_VALUE: &str = "old_value";
+pub const NEW_VALUE: &str = "new_value";

@@ -15,10 +15,12 @@ use tracing::{debug, info, info_span, warn};
 
 use crate::calendar::{Grain, Period};
 use crate::columns::{
-    CLOSED_DATE, CREATED_DATE, LIST_AMOUNT, REJECT_REASON, REP_ID, TEAM_ID, Table,
+    CLOSED_DATE, CREATED_AT, CREATED_DATE, DATE, LIST_AMOUNT, REJECT_REASON, REP_ID, ROLE, TEAM_ID,
+    TEAM_NAME, Table,
 };
 use crate::config::plan::RunPlan;
 use crate::error::Error;
+use crate::io::scan::to_local_date;
 use crate::io::scan::{Input, Zones, scan_input};
 use crate::io::sink::{self, Partition};
 use crate::metrics::{Accepted, Prepared};
@@ -104,6 +106,7 @@ pub fn load(plan: &RunPlan) -> Result<Loaded> {
         .clone();
     let mut accepted = Accepted {
         reps_have_team: reps.canonical.contains(&TEAM_ID),
+        reps_have_role: reps.canonical.contains(&ROLE),
         reps: Some(reps.accepted()),
         ..Accepted::default()
     };
@@ -115,15 +118,20 @@ pub fn load(plan: &RunPlan) -> Result<Loaded> {
         let input = scan_input(src, zones, Some(&known), &[])?;
         let lf = Some(input.accepted());
         match table {
-            Table::Teams => accepted.teams = lf,
+            Table::Teams => {
+                accepted.teams_have_name = input.canonical.contains(&TEAM_NAME);
+                accepted.teams = lf;
+            }
             Table::TeamMemberships => accepted.memberships = lf,
             Table::Quotas => accepted.quotas = lf,
             Table::Deals => {
                 accepted.deals_have_list_amount = input.canonical.contains(&LIST_AMOUNT);
                 accepted.deals = lf;
             }
-            // Read and checked (rejects, counts); the metrics that use them come later.
-            Table::Reps | Table::DealHistory | Table::Leads | Table::Activities => {}
+            Table::DealHistory => accepted.deal_history = lf,
+            Table::Leads => accepted.leads = lf,
+            Table::Activities => accepted.activities = lf,
+            Table::Reps => {}
         }
         inputs.push(input);
     }
@@ -196,6 +204,17 @@ fn earliest_date(prepared: &Prepared) -> Result<Option<NaiveDate>> {
         parts.push(d.clone().select([col(CREATED_DATE).min().alias("d")]));
         parts.push(d.clone().select([col(CLOSED_DATE).min().alias("d")]));
     }
+    if let Some(l) = &prepared.leads {
+        parts.push(
+            l.clone()
+                .select([to_local_date(col(CREATED_AT), prepared.reporting)
+                    .min()
+                    .alias("d")]),
+        );
+    }
+    if let Some(a) = &prepared.activities {
+        parts.push(a.clone().select([col(DATE).min().alias("d")]));
+    }
     if let Some(q) = &prepared.quotas {
         parts.push(q.clone().select([col("period_start").min().alias("d")]));
     }
@@ -246,6 +265,7 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
         plan.as_of,
         plan.reporting_tz,
         plan.calendar,
+        plan.settings.clone(),
     )?;
     let earliest = if plan.window == crate::config::plan::Window::Auto {
         earliest_date(&prepared)?
@@ -292,11 +312,23 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
 
     let mut outputs: Vec<Partition> = Vec::new();
     if reject_limit_error(&summary.inputs).is_none() {
-        for m in &plan.metrics {
-            for (g, ps) in &periods {
+        if plan
+            .metrics
+            .contains(&crate::metrics::MetricId::SellingTime)
+        {
+            warn_unclassified(&prepared)?;
+        }
+        for (g, ps) in &periods {
+            // This grain's finished tables, for the scorecard (which comes last).
+            let mut done: Vec<(crate::metrics::MetricId, DataFrame)> = Vec::new();
+            for m in &plan.metrics {
                 let t = Instant::now();
                 let _s = info_span!("metric", metric = m.name(), grain = g.name()).entered();
-                let lf = prepared.table(*m, ps)?;
+                let lf = if *m == crate::metrics::MetricId::RepScorecard {
+                    prepared.scorecard(ps, &done)?
+                } else {
+                    prepared.table(*m, ps)?
+                };
                 debug!(plan = %lf.explain(true).unwrap_or_default(), "optimized plan");
                 // The one collect per output table.
                 let df = lf
@@ -315,6 +347,7 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
                     t.elapsed().as_millis(),
                 );
                 outputs.extend(parts);
+                done.push((*m, df));
             }
         }
     }
@@ -359,6 +392,27 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
     Ok(summary)
 }
 
+/// One warning per activity type that no selling-time list names (SPEC §6.5).
+fn warn_unclassified(prepared: &Prepared) -> Result<()> {
+    let Some(lf) = prepared.unclassified_types()? else {
+        return Ok(());
+    };
+    // A handful of distinct type names, collected only to name them in the log.
+    let df = lf.collect()?;
+    for t in df
+        .column(crate::columns::ACTIVITY_TYPE)?
+        .str()?
+        .iter()
+        .flatten()
+    {
+        warn!(
+            activity_type = t,
+            "activity type is in no selling or non_selling list; counted as unclassified"
+        );
+    }
+    Ok(())
+}
+
 fn write_manifest(plan: &RunPlan, summary: &mut RunSummary) -> Result<()> {
     let rel = format!("_runs/{}.json", summary.run_id);
     summary.manifest = Some(plan.output.join(&rel).display());
@@ -376,6 +430,7 @@ pub fn validate(plan: &RunPlan) -> Result<Vec<InputReport>> {
         plan.as_of,
         plan.reporting_tz,
         plan.calendar,
+        plan.settings.clone(),
     )?;
     check(plan, &loaded)
 }

@@ -15,8 +15,8 @@ fn sample_run_writes_hand_checked_figures() {
     assert_eq!(summary["status"], "succeeded");
     assert_eq!(
         summary["partitions"].as_array().unwrap().len(),
-        16,
-        "2 tables × (6 months + 2 quarters)"
+        48,
+        "6 tables × (6 months + 2 quarters)"
     );
     assert_eq!(
         summary["periods"]["quarter"],
@@ -69,6 +69,130 @@ fn sample_run_writes_hand_checked_figures() {
         AnyValue::Int64(1)
     );
     assert_eq!(feb.column("period_start").unwrap().dtype(), &DataType::Date);
+
+    // Slippage, January: D01 won on time; D02 (expected Jan 31, pushed on Jan 20, won Mar 5)
+    // slipped 34 days. February sees D02 at its pushed date, Feb 15: 19 days.
+    let jan = read_partition(&sb.output(), "deal_slippage", "month", "2024-01");
+    assert_eq!(
+        value(&jan, "company", None, "deals_due"),
+        AnyValue::Int64(2)
+    );
+    assert_eq!(
+        value(&jan, "company", None, "deals_slipped"),
+        AnyValue::Int64(1)
+    );
+    assert_eq!(f64_of(&jan, "company", None, "avg_slip_days"), Some(34.0));
+    assert_eq!(
+        value(&jan, "company", None, "close_date_pushes"),
+        AnyValue::Int64(1)
+    );
+    let q1 = read_partition(&sb.output(), "deal_slippage", "quarter", "2024-Q1");
+    assert_eq!(
+        value(&q1, "company", None, "close_date_pushes"),
+        AnyValue::Int64(3)
+    );
+    assert_eq!(
+        f64_of(&q1, "company", None, "slippage_rate_pct"),
+        Some(25.0)
+    );
+    // June: D13 lost on time; D12, D14, D15 are expected on the as-of date: not yet due.
+    let jun_slip = read_partition(&sb.output(), "deal_slippage", "month", "2024-06");
+    assert_eq!(
+        value(&jun_slip, "company", None, "deals_expected"),
+        AnyValue::Int64(4)
+    );
+    assert_eq!(
+        value(&jun_slip, "company", None, "deals_lost"),
+        AnyValue::Int64(1)
+    );
+
+    // First touch, January: answered after 4, 45, 90 and 1440 minutes, two never:
+    // median 67.5, p90 = 90 + 0.7 × 1350 = 1035.
+    let lrt = read_partition(&sb.output(), "lead_response_time", "month", "2024-01");
+    let first_touch = lrt
+        .filter(
+            &lrt.column("response_kind")
+                .unwrap()
+                .str()
+                .unwrap()
+                .equal("first_touch"),
+        )
+        .unwrap();
+    assert_eq!(
+        value(&first_touch, "company", None, "requests"),
+        AnyValue::Int64(6)
+    );
+    assert_eq!(
+        f64_of(&first_touch, "company", None, "median_response_minutes"),
+        Some(67.5)
+    );
+    assert!(
+        (f64_of(&first_touch, "company", None, "p90_response_minutes").unwrap() - 1035.0).abs()
+            < 1e-9
+    );
+    assert_eq!(
+        value(&first_touch, "rep", Some("R4"), "within_sla_1440m"),
+        AnyValue::Int64(4)
+    );
+    // Follow-ups, March, deal D06: three runs, answered after 90 and 5 minutes, one never.
+    let mar = read_partition(&sb.output(), "lead_response_time", "month", "2024-03");
+    let follow = mar
+        .filter(
+            &mar.column("response_kind")
+                .unwrap()
+                .str()
+                .unwrap()
+                .equal("follow_up"),
+        )
+        .unwrap();
+    assert_eq!(
+        value(&follow, "rep", Some("R2"), "requests"),
+        AnyValue::Int64(3)
+    );
+    assert_eq!(
+        f64_of(&follow, "rep", Some("R2"), "mean_response_minutes"),
+        Some(47.5)
+    );
+
+    // Selling time, January: R1 (AE) 60 selling / 90 non-selling (prospecting is not selling
+    // for an AE), 15 unclassified; R4 (SDR) all 155 selling. 23 weekdays × 480 = 11 040.
+    let st = read_partition(&sb.output(), "selling_time", "month", "2024-01");
+    assert_eq!(
+        f64_of(&st, "rep", Some("R1"), "selling_time_pct"),
+        Some(40.0)
+    );
+    assert_eq!(
+        f64_of(&st, "rep", Some("R1"), "unclassified_minutes"),
+        Some(15.0)
+    );
+    assert_eq!(
+        f64_of(&st, "rep", Some("R4"), "selling_minutes"),
+        Some(155.0)
+    );
+    assert_eq!(
+        f64_of(&st, "company", None, "capacity_minutes"),
+        Some(22_080.0)
+    );
+
+    // Scorecard, January: one row per entity with every headline figure.
+    let sc = read_partition(&sb.output(), "rep_scorecard", "month", "2024-01");
+    assert_eq!(
+        f64_of(&sc, "company", None, "median_first_touch_response_minutes"),
+        Some(67.5)
+    );
+    assert_eq!(
+        f64_of(&sc, "company", None, "slippage_rate_pct"),
+        Some(50.0)
+    );
+    assert_eq!(
+        f64_of(&sc, "rep", Some("R4"), "selling_time_pct"),
+        Some(100.0)
+    );
+    assert_eq!(
+        f64_of(&sc, "rep", Some("R4"), "attainment_pct"),
+        None,
+        "R4 has no quota"
+    );
 
     // The manifest sits in _runs/ and records inputs and partitions.
     let manifest = summary["manifest"].as_str().unwrap();
@@ -126,7 +250,11 @@ fn period_backfill_replaces_only_its_partitions() {
         changed,
         [
             "deal_size/grain=month/period=2024-03/part-0.parquet",
-            "quota_attainment/grain=month/period=2024-03/part-0.parquet"
+            "deal_slippage/grain=month/period=2024-03/part-0.parquet",
+            "lead_response_time/grain=month/period=2024-03/part-0.parquet",
+            "quota_attainment/grain=month/period=2024-03/part-0.parquet",
+            "rep_scorecard/grain=month/period=2024-03/part-0.parquet",
+            "selling_time/grain=month/period=2024-03/part-0.parquet",
         ]
     );
     for (k, (bytes, _)) in &before {
@@ -330,4 +458,131 @@ fn fiscal_year_labels_in_partition_paths() {
         Some(40_000.0),
         "D07 22 000 in Feb + D08 18 000 in Mar"
     );
+}
+
+/// Every partition of a run, as DataFrames by relative path.
+fn tables(output: &std::path::Path) -> Vec<(String, DataFrame)> {
+    snapshot(output)
+        .into_keys()
+        .filter(|k| k.ends_with(".parquet") && !k.starts_with('_'))
+        .map(|k| {
+            let df = ParquetReader::new(std::fs::File::open(output.join(&k)).unwrap())
+                .finish()
+                .unwrap();
+            (k, df)
+        })
+        .collect()
+}
+
+fn assert_same_tables(a: &std::path::Path, b: &std::path::Path) {
+    let (ta, tb) = (tables(a), tables(b));
+    assert_eq!(
+        ta.iter().map(|t| &t.0).collect::<Vec<_>>(),
+        tb.iter().map(|t| &t.0).collect::<Vec<_>>()
+    );
+    for ((name, da), (_, db)) in ta.iter().zip(&tb) {
+        assert!(da.equals_missing(db), "{name} differs:\n{da}\n{db}");
+    }
+}
+
+#[test]
+fn typed_parquet_input_gives_the_same_rows_as_csv() {
+    let sb = Sandbox::new();
+    let csv_out = sb.dir.path().join("from_csv");
+    sb.run(&["--output", csv_out.to_str().unwrap()])
+        .assert()
+        .success();
+
+    // deals.csv as Parquet with typed columns where a real export would have them: dates as
+    // DATE (D10's offset timestamp becomes its UTC date), money as DOUBLE; created_at stays text.
+    let mut df = LazyCsvReader::new(PlRefPath::new(sb.data("deals.csv").to_str().unwrap()))
+        .with_has_header(true)
+        .with_infer_schema_length(Some(0))
+        .finish()
+        .unwrap()
+        .with_columns([
+            coalesce(&[
+                col("closed_at").str().to_date(StrptimeOptions {
+                    format: Some("%Y-%m-%d".into()),
+                    strict: false,
+                    ..Default::default()
+                }),
+                col("closed_at")
+                    .str()
+                    .to_datetime(
+                        Some(TimeUnit::Microseconds),
+                        None,
+                        StrptimeOptions {
+                            format: Some("%Y-%m-%dT%H:%M:%S%:z".into()),
+                            strict: false,
+                            ..Default::default()
+                        },
+                        lit("raise"),
+                    )
+                    .dt()
+                    .date(),
+            ])
+            .alias("closed_at"),
+            col("expected_close_date").cast(DataType::Date),
+            col("amount").cast(DataType::Float64),
+            col("list_price").cast(DataType::Float64),
+        ])
+        .collect()
+        .unwrap();
+    assert_eq!(
+        df.column("closed_at").unwrap().null_count(),
+        2,
+        "only the two open deals lack a close date"
+    );
+    let file = std::fs::File::create(sb.data("deals.parquet")).unwrap();
+    ParquetWriter::new(file).finish(&mut df).unwrap();
+    let text = std::fs::read_to_string(sb.pipeline())
+        .unwrap()
+        .replace("deals.csv", "deals.parquet");
+    std::fs::write(sb.pipeline(), text).unwrap();
+    let pq_out = sb.dir.path().join("from_parquet");
+    sb.run(&["--output", pq_out.to_str().unwrap()])
+        .assert()
+        .success();
+    assert_same_tables(&csv_out, &pq_out);
+}
+
+#[test]
+fn glob_over_split_files_gives_the_same_rows() {
+    let sb = Sandbox::new();
+    let one_out = sb.dir.path().join("one_file");
+    sb.run(&["--output", one_out.to_str().unwrap()])
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(sb.data("deals.csv")).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let body: Vec<&str> = lines.collect();
+    let (a, b) = body.split_at(7);
+    std::fs::write(
+        sb.data("deals_part1.csv"),
+        format!("{header}\n{}\n", a.join("\n")),
+    )
+    .unwrap();
+    std::fs::write(
+        sb.data("deals_part2.csv"),
+        format!("{header}\n{}\n", b.join("\n")),
+    )
+    .unwrap();
+    std::fs::remove_file(sb.data("deals.csv")).unwrap();
+    let pipeline = std::fs::read_to_string(sb.pipeline())
+        .unwrap()
+        .replace("deals.csv", "deals_part*.csv");
+    std::fs::write(sb.pipeline(), pipeline).unwrap();
+    let glob_out = sb.dir.path().join("glob");
+    let out = sb
+        .run(&["--output", glob_out.to_str().unwrap()])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let summary: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(summary["inputs"][4]["rows_read"], 16);
+    assert_same_tables(&one_out, &glob_out);
 }

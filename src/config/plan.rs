@@ -16,7 +16,8 @@ use crate::columns::{Need, Table};
 use crate::config::spec::{CsvSpec, InputSpec, PipelineSpec, StatusMapSpec};
 use crate::error::Error;
 use crate::io::location::Location;
-use crate::metrics::MetricId;
+use crate::metrics::selling_time::{SellingSettings, TypeLists};
+use crate::metrics::{MetricId, Settings};
 
 pub const DEFAULT_MAX_REJECT_FRACTION: f64 = 0.01;
 
@@ -79,6 +80,7 @@ pub struct RunPlan {
     pub inputs: BTreeMap<Table, InputSource>,
     pub output: Location,
     pub dry_run: bool,
+    pub settings: Settings,
 }
 
 impl RunPlan {
@@ -115,36 +117,49 @@ impl RunPlan {
         let default_max = p.max_reject_fraction.unwrap_or(DEFAULT_MAX_REJECT_FRACTION);
         check_fraction(default_max, "[pipeline] max_reject_fraction")?;
 
-        let metric_names: Vec<String> = if !args.metrics.is_empty() {
-            args.metrics
-                .iter()
-                .map(|m| m.trim().to_string())
-                .filter(|m| !m.is_empty())
-                .collect()
-        } else if let Some(ms) = &p.metrics {
-            ms.clone()
-        } else {
-            MetricId::ALL.iter().map(|m| m.name().to_string()).collect()
-        };
-        let mut metrics = Vec::new();
-        for name in &metric_names {
-            let id = MetricId::parse(name)?;
-            if !metrics.contains(&id) {
-                metrics.push(id);
-            }
-        }
-        if metrics.is_empty() {
-            return Err(Error::config(
-                "no metrics to compute; list some in [pipeline] metrics or --metrics",
-            ));
-        }
-
         let mut inputs = BTreeMap::new();
         for table in Table::ALL {
             if let Some(input) = spec.input(table) {
                 inputs.insert(table, resolve_input(table, input, &base, default_max)?);
             }
         }
+
+        let requested: Option<Vec<String>> = if !args.metrics.is_empty() {
+            Some(
+                args.metrics
+                    .iter()
+                    .map(|m| m.trim().to_string())
+                    .filter(|m| !m.is_empty())
+                    .collect(),
+            )
+        } else {
+            p.metrics.clone()
+        };
+        let metrics: Vec<MetricId> = match requested {
+            Some(names) => {
+                let mut metrics = Vec::new();
+                for name in &names {
+                    let id = MetricId::parse(name)?;
+                    if !metrics.contains(&id) {
+                        metrics.push(id);
+                    }
+                }
+                metrics.sort();
+                metrics
+            }
+            // Nothing named: every metric whose tables are configured (SPEC's "default: all",
+            // without failing a pipeline that simply has no activity export).
+            None => MetricId::ALL
+                .into_iter()
+                .filter(|m| m.required_tables().iter().all(|t| inputs.contains_key(t)))
+                .collect(),
+        };
+        if metrics.is_empty() {
+            return Err(Error::config(
+                "no metrics to compute; list some in [pipeline] metrics or --metrics",
+            ));
+        }
+
         for m in &metrics {
             for t in m.required_tables() {
                 if !inputs.contains_key(t) {
@@ -181,6 +196,7 @@ impl RunPlan {
             inputs,
             output,
             dry_run: args.dry_run,
+            settings: resolve_settings(&spec)?,
         })
     }
 
@@ -194,6 +210,61 @@ impl RunPlan {
             Window::Dates { start, end } => self.calendar.periods_between(grain, start, end),
         }
     }
+}
+
+fn resolve_settings(spec: &PipelineSpec) -> Result<Settings, Error> {
+    let mut settings = Settings::default();
+    if let Some(sla) = spec
+        .metrics
+        .lead_response_time
+        .as_ref()
+        .and_then(|l| l.sla_minutes.clone())
+    {
+        let mut sla = sla;
+        sla.sort_unstable();
+        sla.dedup();
+        settings.sla_minutes = sla;
+    }
+    if let Some(st) = &spec.metrics.selling_time {
+        if let Some(w) = st.working_minutes_per_day
+            && !(w > 0.0 && w <= 1440.0)
+        {
+            return Err(Error::config(format!(
+                "[metrics.selling_time] working_minutes_per_day must be in (0, 1440], not {w}"
+            )));
+        }
+        // Lists left out keep SPEC's defaults, so `working_minutes_per_day = 480` alone works.
+        let defaults = SellingSettings::default();
+        let listed = !st.selling.is_empty() || !st.non_selling.is_empty();
+        settings.selling = SellingSettings {
+            default: if listed {
+                TypeLists {
+                    selling: st.selling.clone(),
+                    non_selling: st.non_selling.clone(),
+                }
+            } else {
+                defaults.default
+            },
+            roles: if st.roles.is_empty() && !listed {
+                defaults.roles
+            } else {
+                st.roles
+                    .iter()
+                    .map(|(role, l)| {
+                        (
+                            role.clone(),
+                            TypeLists {
+                                selling: l.selling.clone(),
+                                non_selling: l.non_selling.clone(),
+                            },
+                        )
+                    })
+                    .collect()
+            },
+            working_minutes_per_day: st.working_minutes_per_day,
+        };
+    }
+    Ok(settings)
 }
 
 fn resolve_window(
@@ -471,9 +542,37 @@ uri = "out"
     }
 
     #[test]
+    fn default_metrics_are_those_whose_tables_are_configured() {
+        let p = plan(RunArgs::default(), MINIMAL).unwrap();
+        let names: Vec<&str> = p.metrics.iter().map(|m| m.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "quota_attainment",
+                "deal_slippage",
+                "deal_size",
+                "rep_scorecard"
+            ]
+        );
+        let args = RunArgs {
+            metrics: vec!["selling_time".into()],
+            ..Default::default()
+        };
+        let e = plan(args, MINIMAL).unwrap_err().to_string();
+        assert!(
+            e.contains("`selling_time` needs the `activities` table"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn metric_needing_a_missing_table_is_named() {
         let text = MINIMAL.replace("[inputs.quotas]\nuri = \"q.parquet\"\n", "");
-        let e = plan(RunArgs::default(), &text).unwrap_err().to_string();
+        let args = RunArgs {
+            metrics: vec!["quota_attainment".into()],
+            ..Default::default()
+        };
+        let e = plan(args, &text).unwrap_err().to_string();
         assert!(
             e.contains("quota_attainment") && e.contains("quotas"),
             "{e}"

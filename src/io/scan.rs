@@ -309,6 +309,14 @@ fn strptime(fmt: &str) -> StrptimeOptions {
     }
 }
 
+/// The UTC instant at which `date` begins in `tz`.
+pub fn local_midnight(date: Expr, tz: Tz) -> Expr {
+    localize(
+        date.cast(DataType::Datetime(TimeUnit::Microseconds, None)),
+        tz,
+    )
+}
+
 /// Reads a naive datetime as wall-clock time in `tz` and returns UTC microseconds.
 fn localize(naive: Expr, tz: Tz) -> Expr {
     naive

@@ -117,19 +117,23 @@ pub fn team_segments(
         ]))
 }
 
-/// Adds `team_id` (the rep's team on `date_col`) to events that have `rep_id`.
+/// Adds `team_id` (the rep's team on `date_col`) to events with a `rep_id` column.
+///
+/// Events with a null `rep_id` keep a null team; every known rep's segments tile all time, so
+/// each other event matches exactly one segment.
 pub fn with_team_on(events: LazyFrame, date_col: &str, segments: LazyFrame) -> LazyFrame {
     events
         .join(
             segments,
             [col(REP_ID)],
             [col(REP_ID)],
-            JoinArgs::new(JoinType::Inner),
+            JoinArgs::new(JoinType::Left),
         )
         .filter(
-            col(SEG_START)
+            col(SEG_START).is_null().or(col(SEG_START)
                 .lt_eq(col(date_col))
-                .and(col(date_col).lt(col(SEG_END))),
+                .and(col(date_col).lt(col(SEG_END)))
+                .fill_null(lit(false))),
         )
         .drop(cols([SEG_START, SEG_END]))
 }

@@ -30,27 +30,50 @@ pub fn by_levels(
     aggs: &[Expr],
     zero_fill: &[&str],
 ) -> PolarsResult<LazyFrame> {
+    by_levels_keyed(events, periods, aggs, zero_fill, None)
+}
+
+/// [`by_levels`] with one more grouping key, e.g. `response_kind`; the company row then
+/// exists once per period and value of the key (`key.1`).
+pub fn by_levels_keyed(
+    events: LazyFrame,
+    periods: &PeriodFrames,
+    aggs: &[Expr],
+    zero_fill: &[&str],
+    key: Option<(&str, &[&str])>,
+) -> PolarsResult<LazyFrame> {
+    let keys = |base: &[&str]| -> Vec<Expr> {
+        base.iter()
+            .copied()
+            .chain(key.map(|k| k.0))
+            .map(col)
+            .collect()
+    };
+    // An event with no rep (an unowned, unanswered lead) or no team counts in the company row only.
     let rep = events
         .clone()
-        .group_by([col(PERIOD_IDX), col(REP_ID)])
+        .filter(col(REP_ID).is_not_null())
+        .group_by(keys(&[PERIOD_IDX, REP_ID]))
         .agg(aggs)
         .with_column(lit(REP).alias(LEVEL));
-    // An event with no team counts in the company row only.
     let team = events
         .clone()
         .filter(col(TEAM_ID).is_not_null())
-        .group_by([col(PERIOD_IDX), col(TEAM_ID)])
+        .group_by(keys(&[PERIOD_IDX, TEAM_ID]))
         .agg(aggs)
         .with_column(lit(TEAM).alias(LEVEL));
-    let company_agg = events.group_by([col(PERIOD_IDX)]).agg(aggs);
-    let company = periods
-        .periods
-        .clone()
-        .select([col(PERIOD_IDX)])
+    let company_agg = events.group_by(keys(&[PERIOD_IDX])).agg(aggs);
+    let mut company_rows = periods.periods.clone().select([col(PERIOD_IDX)]);
+    if let Some((name, values)) = key {
+        let values = DataFrame::new_infer_height(vec![Column::new(name.into(), values)])?.lazy();
+        company_rows = company_rows.cross_join(values, None);
+    }
+    let company_keys = keys(&[PERIOD_IDX]);
+    let company = company_rows
         .join(
             company_agg,
-            [col(PERIOD_IDX)],
-            [col(PERIOD_IDX)],
+            company_keys.clone(),
+            company_keys,
             JoinArgs::new(JoinType::Left),
         )
         .with_columns(
@@ -108,6 +131,17 @@ pub fn finish(
             [col(TEAM_ID)],
             JoinArgs::new(JoinType::Left),
         );
+    Ok(ordered(rows, PERIOD_IDX, &ctx.extra_sort, metric_cols))
+}
+
+/// The shared leading columns, then `metric_cols`; rows sorted by `period_key`, then company,
+/// team, rep, then `team_id`, `rep_id` and `extra_sort`.
+pub fn ordered(
+    rows: LazyFrame,
+    period_key: &str,
+    extra_sort: &[String],
+    metric_cols: &[&str],
+) -> LazyFrame {
     let level_order = when(col(LEVEL).eq(lit(COMPANY)))
         .then(lit(0))
         .when(col(LEVEL).eq(lit(TEAM)))
@@ -127,22 +161,21 @@ pub fn finish(
     ];
     select.extend(metric_cols.iter().map(|c| col(*c)));
     let mut sort_by = vec![
-        PERIOD_IDX.to_string(),
+        period_key.to_string(),
         "__level_order".to_string(),
         TEAM_ID.to_string(),
         REP_ID.to_string(),
     ];
     // A table keyed by more than the entity (e.g. response_kind) sorts by that too.
-    sort_by.extend(ctx.extra_sort.iter().cloned());
-    Ok(rows
-        .with_column(level_order)
+    sort_by.extend(extra_sort.iter().cloned());
+    rows.with_column(level_order)
         .sort(
             sort_by,
             SortMultipleOptions::default()
                 .with_nulls_last(false)
                 .with_maintain_order(true),
         )
-        .select(select))
+        .select(select)
 }
 
 /// Dimension frames every metric's [`finish`] needs.

@@ -1,15 +1,19 @@
 //! Metric registry and the shared input preparation.
 //!
 //! Each metric module is a set of pure functions from lazy frames to a lazy frame. This module
-//! maps a [`MetricId`] to them, prepares the shared inputs once ([`Prepared`]: deals as of the
+//! maps a [`MetricId`] to them, prepares the shared inputs once ([`Prepared`]: inputs as of the
 //! as-of date, team segments, names) and finishes every table the same way
 //! ([`levels::finish`]).
 
 pub mod deal_size;
+pub mod deal_slippage;
 pub mod entities;
+pub mod lead_response_time;
 pub mod levels;
 pub mod periods;
 pub mod quota_attainment;
+pub mod rep_scorecard;
+pub mod selling_time;
 #[cfg(test)]
 pub mod testutil;
 
@@ -19,29 +23,51 @@ use polars::prelude::*;
 
 use crate::calendar::{Calendar, Period};
 use crate::columns::{
-    AMOUNT, CLOSED_AT, CLOSED_DATE, CREATED_AT, CREATED_DATE, DEAL_ID, EXPECTED_CLOSE_DATE,
-    LIST_AMOUNT, PERIOD_IDX, REP_ID, REP_NAME, STATUS, TEAM_ID, TEAM_NAME, Table,
+    ACTIVITY_ID, ACTIVITY_TYPE, AMOUNT, ATTAINMENT_PCT, AVG_DEAL_SIZE, BOOKINGS, CHANGED_AT,
+    CLOSED_AT, CLOSED_DATE, CREATED_AT, CREATED_DATE, DATE, DEAL_ID, DEALS_DUE, DEALS_SLIPPED,
+    DIRECTION, DURATION_MINUTES, EXPECTED_CLOSE_DATE, FIELD, FIRST_TOUCH, FIRST_TOUCH_REQUESTS,
+    FIRST_TOUCH_RESPONDED, IS_PARTIAL_PERIOD, LEAD_ID, LEVEL, LIST_AMOUNT,
+    MEDIAN_FIRST_TOUCH_RESPONSE_MINUTES, MEDIAN_RESPONSE_MINUTES, NEW_VALUE, NON_SELLING_MINUTES,
+    OLD_VALUE, PERIOD, PERIOD_END, PERIOD_IDX, PERIOD_START, QUOTA, REP_ID, REP_NAME, REQUESTS,
+    RESPONDED, RESPONSE_KIND, ROLE, SELLING_MINUTES, SELLING_TIME_PCT, SLIPPAGE_RATE_PCT,
+    SOURCE_ROW, STARTED_AT, STATUS, TEAM_ID, TEAM_NAME, Table, WON_AMOUNT, WON_DEALS,
 };
 use crate::error::Error;
 use crate::io::scan::to_local_date;
 use levels::Dimensions;
 use periods::{PeriodFrames, date_lit};
+use selling_time::SellingSettings;
 
-/// The metric tables this build computes.
+/// The metric tables of SPEC §6, in the order they are computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MetricId {
     QuotaAttainment,
+    DealSlippage,
+    LeadResponseTime,
     DealSize,
+    SellingTime,
+    RepScorecard,
 }
 
 impl MetricId {
-    pub const ALL: [MetricId; 2] = [MetricId::QuotaAttainment, MetricId::DealSize];
+    pub const ALL: [MetricId; 6] = [
+        MetricId::QuotaAttainment,
+        MetricId::DealSlippage,
+        MetricId::LeadResponseTime,
+        MetricId::DealSize,
+        MetricId::SellingTime,
+        MetricId::RepScorecard,
+    ];
 
     /// The metric's name, which is also its output table's name.
     pub fn name(self) -> &'static str {
         match self {
             MetricId::QuotaAttainment => "quota_attainment",
+            MetricId::DealSlippage => "deal_slippage",
+            MetricId::LeadResponseTime => "lead_response_time",
             MetricId::DealSize => "deal_size",
+            MetricId::SellingTime => "selling_time",
+            MetricId::RepScorecard => "rep_scorecard",
         }
     }
 
@@ -62,15 +88,26 @@ impl MetricId {
     pub fn required_tables(self) -> &'static [Table] {
         match self {
             MetricId::QuotaAttainment => &[Table::Reps, Table::Quotas, Table::Deals],
-            MetricId::DealSize => &[Table::Reps, Table::Deals],
+            MetricId::DealSlippage | MetricId::DealSize => &[Table::Reps, Table::Deals],
+            MetricId::LeadResponseTime => &[Table::Reps, Table::Leads, Table::Activities],
+            MetricId::SellingTime => &[Table::Reps, Table::Activities],
+            MetricId::RepScorecard => &[Table::Reps],
         }
     }
+}
 
-    /// Metric columns, after the shared leading ones.
-    pub fn columns(self) -> &'static [&'static str] {
-        match self {
-            MetricId::QuotaAttainment => &quota_attainment::COLUMNS,
-            MetricId::DealSize => &deal_size::COLUMNS,
+/// Metric settings from the pipeline file, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub sla_minutes: Vec<u32>,
+    pub selling: SellingSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            sla_minutes: vec![5, 60, 1440],
+            selling: SellingSettings::default(),
         }
     }
 }
@@ -80,22 +117,42 @@ impl MetricId {
 pub struct Accepted {
     pub reps: Option<LazyFrame>,
     pub reps_have_team: bool,
+    pub reps_have_role: bool,
     pub teams: Option<LazyFrame>,
+    pub teams_have_name: bool,
     pub memberships: Option<LazyFrame>,
     pub quotas: Option<LazyFrame>,
     pub deals: Option<LazyFrame>,
     pub deals_have_list_amount: bool,
+    pub deal_history: Option<LazyFrame>,
+    pub leads: Option<LazyFrame>,
+    pub activities: Option<LazyFrame>,
 }
 
 /// Inputs reduced to what metrics use, as of the as-of date.
 #[derive(Clone)]
 pub struct Prepared {
     pub dims: Dimensions,
-    /// `deal_id`, `rep_id`, `created_date`, `status`, `closed_date`, `expected_close_date`,
-    /// `amount`, `list_amount`; deals created after as-of dropped, closed after it reopened.
+    /// `deal_id`, `rep_id`, `created_at`, `created_date`, `status`, `closed_date`,
+    /// `expected_close_date`, `amount`, `list_amount`; deals created after as-of dropped,
+    /// closed after it reopened.
     pub deals: Option<LazyFrame>,
     pub quotas: Option<LazyFrame>,
+    /// Changes of `expected_close_date`: `deal_id`, `changed_at`, `old_value`, `new_value`
+    /// (dates), `source_row`.
+    pub changes: Option<LazyFrame>,
+    /// `lead_id`, `rep_id`, `created_at`; leads created after as-of dropped.
+    pub leads: Option<LazyFrame>,
+    /// `activity_id`, `rep_id`, `lead_id`, `deal_id`, `activity_type`, `direction` (lower case),
+    /// `started_at`, `date`, `duration_minutes`, `role`; activities after as-of dropped.
+    pub activities: Option<LazyFrame>,
     pub calendar: Calendar,
+    pub reporting: Tz,
+    pub settings: Settings,
+}
+
+fn bug(e: PolarsError) -> Error {
+    Error::Config(format!("internal error (a bug): {e}"))
 }
 
 impl Prepared {
@@ -104,6 +161,7 @@ impl Prepared {
         as_of: NaiveDate,
         reporting: Tz,
         calendar: Calendar,
+        settings: Settings,
     ) -> Result<Prepared, Error> {
         let reps = a
             .reps
@@ -111,22 +169,78 @@ impl Prepared {
             .ok_or_else(|| Error::config("the reps table is required"))?;
         let segments =
             entities::team_segments(reps.clone(), a.reps_have_team, a.memberships.clone())
-                .map_err(|e| Error::Config(format!("internal error (a bug): {e}")))?
+                .map_err(bug)?
                 .cache();
-        let rep_names = reps.select([col(REP_ID), col(REP_NAME)]);
-        let team_names = match &a.teams {
-            Some(t) => t.clone().select([col(TEAM_ID), col(TEAM_NAME)]),
-            None => DataFrame::new_infer_height(vec![
+        let rep_names = reps.clone().select([col(REP_ID), col(REP_NAME)]);
+        let team_names = match (&a.teams, a.teams_have_name) {
+            (Some(t), true) => t.clone().select([col(TEAM_ID), col(TEAM_NAME)]),
+            _ => DataFrame::new_infer_height(vec![
                 Column::new_empty(TEAM_ID.into(), &DataType::String),
                 Column::new_empty(TEAM_NAME.into(), &DataType::String),
             ])
-            .map_err(|e| Error::Config(format!("internal error (a bug): {e}")))?
+            .map_err(bug)?
             .lazy(),
         };
+        let t = date_lit(as_of);
         let deals = a
             .deals
             .clone()
             .map(|d| deals_as_of(d, as_of, reporting, a.deals_have_list_amount).cache());
+        let changes = a.deal_history.clone().map(|h| {
+            let as_date = |c: &str| {
+                col(c).str().to_date(StrptimeOptions {
+                    format: Some("%Y-%m-%d".into()),
+                    strict: false,
+                    exact: false,
+                    cache: true,
+                })
+            };
+            h.filter(
+                col(FIELD)
+                    .str()
+                    .to_lowercase()
+                    .eq(lit("expected_close_date")),
+            )
+            .select([
+                col(DEAL_ID),
+                col(CHANGED_AT),
+                as_date(OLD_VALUE).alias(OLD_VALUE),
+                as_date(NEW_VALUE).alias(NEW_VALUE),
+                col(SOURCE_ROW),
+            ])
+        });
+        let leads = a.leads.clone().map(|l| {
+            l.filter(to_local_date(col(CREATED_AT), reporting).lt_eq(t.clone()))
+                .select([col(LEAD_ID), col(REP_ID), col(CREATED_AT)])
+        });
+        let role = if a.reps_have_role {
+            col(ROLE).str().to_lowercase()
+        } else {
+            lit(NULL).cast(DataType::String)
+        };
+        let roles = reps.select([col(REP_ID), role.alias(ROLE)]);
+        let activities = a.activities.clone().map(|acts| {
+            acts.with_column(to_local_date(col(STARTED_AT), reporting).alias(DATE))
+                .filter(col(DATE).lt_eq(t.clone()))
+                .select([
+                    col(ACTIVITY_ID),
+                    col(REP_ID),
+                    col(LEAD_ID),
+                    col(DEAL_ID),
+                    col(ACTIVITY_TYPE).str().to_lowercase().alias(ACTIVITY_TYPE),
+                    col(DIRECTION).str().to_lowercase().alias(DIRECTION),
+                    col(STARTED_AT),
+                    col(DATE),
+                    col(DURATION_MINUTES),
+                ])
+                .join(
+                    roles.clone(),
+                    [col(REP_ID)],
+                    [col(REP_ID)],
+                    JoinArgs::new(JoinType::Left),
+                )
+                .cache()
+        });
         Ok(Prepared {
             dims: Dimensions {
                 rep_names,
@@ -137,42 +251,169 @@ impl Prepared {
             },
             deals,
             quotas: a.quotas.clone(),
+            changes,
+            leads,
+            activities,
             calendar,
+            reporting,
+            settings,
         })
     }
 
-    /// The finished table of `id` for `periods` (one grain, consecutive periods).
-    pub fn table(&self, id: MetricId, periods: &[Period]) -> PolarsResult<LazyFrame> {
-        let as_of = self.dims.as_of;
+    /// Output columns of `id`'s table after the shared ones.
+    pub fn columns(&self, id: MetricId) -> Vec<String> {
+        let owned = |cols: &[&str]| cols.iter().map(|c| c.to_string()).collect();
         match id {
-            MetricId::QuotaAttainment => {
-                let pf = PeriodFrames::new(periods, as_of)?;
-                let deals = self.need(&self.deals, Table::Deals)?;
-                let quotas = self.need(&self.quotas, Table::Quotas)?;
-                let won = self.won_deals(deals, &pf);
-                let shares =
-                    quota_attainment::quota_shares(quotas, self.dims.segments.clone(), &pf)?;
-                let rows = quota_attainment::quota_attainment(won, shares, &pf)?;
-                levels::finish(rows, &pf, &self.dims, id.columns())
-            }
-            MetricId::DealSize => {
-                // One extra period in front, so the first reported period has a predecessor.
-                let mut extended = Vec::with_capacity(periods.len() + 1);
-                if let Some(first) = periods.first() {
-                    extended.push(self.calendar.prev(first));
-                }
-                extended.extend_from_slice(periods);
-                let pf = PeriodFrames::new(&extended, as_of)?;
-                let won = self.won_deals(self.need(&self.deals, Table::Deals)?, &pf);
-                let rows = deal_size::deal_size(won, &pf)?.filter(col(PERIOD_IDX).gt_eq(lit(1)));
-                levels::finish(rows, &pf, &self.dims, id.columns())
-            }
+            MetricId::QuotaAttainment => owned(&quota_attainment::COLUMNS),
+            MetricId::DealSlippage => owned(&deal_slippage::COLUMNS),
+            MetricId::LeadResponseTime => lead_response_time::columns(&self.settings.sla_minutes),
+            MetricId::DealSize => owned(&deal_size::COLUMNS),
+            MetricId::SellingTime => owned(&selling_time::COLUMNS),
+            MetricId::RepScorecard => owned(&rep_scorecard::column_names()),
         }
     }
 
-    fn need(&self, lf: &Option<LazyFrame>, table: Table) -> PolarsResult<LazyFrame> {
-        lf.clone()
-            .ok_or_else(|| polars_err!(ComputeError: "the {} table is not configured", table))
+    /// The finished table of `id` for `periods` (one grain, consecutive periods); for the
+    /// scorecard use [`Prepared::scorecard`].
+    pub fn table(&self, id: MetricId, periods: &[Period]) -> PolarsResult<LazyFrame> {
+        let pf = PeriodFrames::new(periods, self.dims.as_of)?;
+        let rows = self.rows(id, &pf)?;
+        let mut dims = self.dims.clone();
+        if id == MetricId::LeadResponseTime {
+            dims.extra_sort = vec![RESPONSE_KIND.to_string()];
+        }
+        let cols = self.columns(id);
+        let cols: Vec<&str> = cols.iter().map(String::as_str).collect();
+        levels::finish(rows, &pf, &dims, &cols)
+    }
+
+    /// `id`'s rows at all levels, before names and order are added.
+    fn rows(&self, id: MetricId, pf: &PeriodFrames) -> PolarsResult<LazyFrame> {
+        let segments = || self.dims.segments.clone();
+        let as_of = self.dims.as_of;
+        match id {
+            MetricId::QuotaAttainment => {
+                let won = self.won_deals(need(&self.deals, Table::Deals)?, pf);
+                let shares = quota_attainment::quota_shares(
+                    need(&self.quotas, Table::Quotas)?,
+                    segments(),
+                    pf,
+                )?;
+                quota_attainment::quota_attainment(won, shares, pf)
+            }
+            MetricId::DealSlippage => deal_slippage::deal_slippage(
+                need(&self.deals, Table::Deals)?,
+                self.changes.clone(),
+                segments(),
+                pf,
+                as_of,
+                self.reporting,
+            ),
+            MetricId::LeadResponseTime => {
+                let acts = need(&self.activities, Table::Activities)?;
+                let first = lead_response_time::first_touch_requests(
+                    need(&self.leads, Table::Leads)?,
+                    acts.clone(),
+                );
+                let owners = self
+                    .deals
+                    .clone()
+                    .map(|d| d.select([col(DEAL_ID), col(REP_ID)]));
+                let follow = lead_response_time::follow_up_requests(acts, owners)?;
+                let tz = self.reporting;
+                lead_response_time::lead_response_time(
+                    first,
+                    follow,
+                    move |e| to_local_date(e, tz),
+                    segments(),
+                    pf,
+                    &self.settings.sla_minutes,
+                )
+            }
+            MetricId::DealSize => {
+                // The same periods plus the one before, so the first has a predecessor.
+                let mut extended = Vec::with_capacity(pf.periods_list.len() + 1);
+                if let Some(first) = pf.periods_list.first() {
+                    extended.push(self.calendar.prev(first));
+                }
+                extended.extend_from_slice(&pf.periods_list);
+                let ext = PeriodFrames::with_first_idx(&extended, as_of, -1)?;
+                let won = self.won_deals(need(&self.deals, Table::Deals)?, &ext);
+                Ok(deal_size::deal_size(won, &ext)?.filter(col(PERIOD_IDX).gt_eq(lit(0))))
+            }
+            MetricId::SellingTime => {
+                let categories = selling_time::category_table(&self.settings.selling)?;
+                let acts =
+                    selling_time::classify(need(&self.activities, Table::Activities)?, categories);
+                selling_time::selling_time(
+                    acts,
+                    segments(),
+                    pf,
+                    self.settings.selling.working_minutes_per_day,
+                )
+            }
+            MetricId::RepScorecard => Err(polars_err!(
+                ComputeError: "internal error (a bug): the scorecard is built from finished tables"
+            )),
+        }
+    }
+
+    /// The scorecard of one grain from this run's finished tables of that grain (each with the
+    /// shared columns and `period`).
+    pub fn scorecard(
+        &self,
+        periods: &[Period],
+        done: &[(MetricId, DataFrame)],
+    ) -> PolarsResult<LazyFrame> {
+        let pf = PeriodFrames::new(periods, self.dims.as_of)?;
+        let shared = || {
+            [
+                PERIOD,
+                LEVEL,
+                TEAM_ID,
+                TEAM_NAME,
+                REP_ID,
+                REP_NAME,
+                PERIOD_START,
+                PERIOD_END,
+                IS_PARTIAL_PERIOD,
+            ]
+            .map(col)
+        };
+        let mut parts = Vec::new();
+        for (id, df) in done {
+            let cols = match id {
+                MetricId::QuotaAttainment => vec![col(ATTAINMENT_PCT), col(BOOKINGS), col(QUOTA)],
+                MetricId::DealSlippage => {
+                    vec![col(SLIPPAGE_RATE_PCT), col(DEALS_SLIPPED), col(DEALS_DUE)]
+                }
+                MetricId::LeadResponseTime => {
+                    let is_first = col(RESPONSE_KIND).eq(lit(FIRST_TOUCH));
+                    // Follow-up requests still make an entity's row exist, with null figures.
+                    let when_first =
+                        |c: &str| when(is_first.clone()).then(col(c)).otherwise(lit(NULL));
+                    vec![
+                        when_first(MEDIAN_RESPONSE_MINUTES)
+                            .alias(MEDIAN_FIRST_TOUCH_RESPONSE_MINUTES),
+                        when_first(REQUESTS).alias(FIRST_TOUCH_REQUESTS),
+                        when_first(RESPONDED).alias(FIRST_TOUCH_RESPONDED),
+                    ]
+                }
+                MetricId::DealSize => vec![col(AVG_DEAL_SIZE), col(WON_AMOUNT), col(WON_DEALS)],
+                MetricId::SellingTime => vec![
+                    col(SELLING_TIME_PCT),
+                    col(SELLING_MINUTES),
+                    col(NON_SELLING_MINUTES),
+                ],
+                MetricId::RepScorecard => continue,
+            };
+            parts.push(
+                df.clone()
+                    .lazy()
+                    .select(shared().into_iter().chain(cols).collect::<Vec<_>>()),
+            );
+        }
+        rep_scorecard::rep_scorecard(parts, &pf)
     }
 
     /// Deals won in the window, placed in periods by close date and credited to the owner's team
@@ -185,6 +426,25 @@ impl Prepared {
             self.dims.segments.clone(),
         )
     }
+
+    /// Activity types that no selling-time list names (for a warning), as a lazy plan.
+    pub fn unclassified_types(&self) -> PolarsResult<Option<LazyFrame>> {
+        let Some(acts) = self.activities.clone() else {
+            return Ok(None);
+        };
+        let categories = selling_time::category_table(&self.settings.selling)?;
+        Ok(Some(
+            selling_time::classify(acts, categories)
+                .filter(col(selling_time::CATEGORY).eq(lit(selling_time::UNCLASSIFIED)))
+                .select([col(ACTIVITY_TYPE)])
+                .unique_stable(None, UniqueKeepStrategy::First),
+        ))
+    }
+}
+
+fn need(lf: &Option<LazyFrame>, table: Table) -> PolarsResult<LazyFrame> {
+    lf.clone()
+        .ok_or_else(|| polars_err!(ComputeError: "the {} table is not configured", table))
 }
 
 /// `status = won`.

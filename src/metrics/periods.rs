@@ -23,6 +23,8 @@ pub fn date_lit(d: NaiveDate) -> Expr {
 
 #[derive(Clone)]
 pub struct PeriodFrames {
+    /// The periods, in order; `period_idx` = position + the first index.
+    pub periods_list: Vec<Period>,
     /// `period_idx` (i32, consecutive), `period`, `period_start`, `period_end`, `is_partial_period`.
     pub periods: LazyFrame,
     /// `date`, `period_idx`: one row per day of the window.
@@ -34,8 +36,18 @@ pub struct PeriodFrames {
 impl PeriodFrames {
     /// Frames for `periods` (consecutive, in order); a period ending after `as_of` is partial.
     pub fn new(periods: &[Period], as_of: NaiveDate) -> PolarsResult<PeriodFrames> {
-        let n = periods.len();
-        let idx: Vec<i32> = (0..n as i32).collect();
+        Self::with_first_idx(periods, as_of, 0)
+    }
+
+    /// As [`PeriodFrames::new`], numbering periods from `first_idx` (e.g. −1 for a period
+    /// added in front of a window, so the window keeps its indices).
+    pub fn with_first_idx(
+        periods: &[Period],
+        as_of: NaiveDate,
+        first_idx: i32,
+    ) -> PolarsResult<PeriodFrames> {
+        let n = periods.len() as i32;
+        let idx: Vec<i32> = (first_idx..first_idx + n).collect();
         let labels: Vec<&str> = periods.iter().map(|p| p.label.as_str()).collect();
         let starts: Vec<i32> = periods.iter().map(|p| epoch_days(p.start)).collect();
         let ends: Vec<i32> = periods.iter().map(|p| epoch_days(p.end)).collect();
@@ -52,7 +64,7 @@ impl PeriodFrames {
         for (i, p) in periods.iter().enumerate() {
             for d in epoch_days(p.start)..=epoch_days(p.end) {
                 day_vals.push(d);
-                day_idx.push(i as i32);
+                day_idx.push(first_idx + i as i32);
             }
         }
         let days_df = DataFrame::new_infer_height(vec![
@@ -62,6 +74,7 @@ impl PeriodFrames {
         let first_day = periods.first().map(|p| p.start).unwrap_or(as_of);
         let last_day = periods.last().map(|p| p.end).unwrap_or(as_of);
         Ok(PeriodFrames {
+            periods_list: periods.to_vec(),
             periods: periods_df.lazy(),
             days: days_df.lazy(),
             first_day,

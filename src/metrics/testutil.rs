@@ -186,17 +186,190 @@ pub fn prepared(
     let accepted = crate::metrics::Accepted {
         reps: Some(reps),
         reps_have_team: true,
-        teams: None,
         memberships,
         quotas,
         deals,
         deals_have_list_amount: true,
+        ..Default::default()
     };
+    prepare(accepted, as_of)
+}
+
+/// Prepared inputs from any accepted frames (UTC, calendar year, default settings, all metrics).
+pub fn prepare(accepted: crate::metrics::Accepted, as_of: &str) -> crate::metrics::Prepared {
     crate::metrics::Prepared::new(
         &accepted,
         d(as_of),
         chrono_tz::UTC,
         Calendar::new(1).expect("calendar"),
+        crate::metrics::Settings::default(),
+    )
+    .expect("prepared")
+}
+
+/// Deals with their own expected close date:
+/// `(deal_id, rep_id, created (RFC 3339), status, closed, expected, amount)`.
+pub type SlipRow<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    &'a str,
+    f64,
+);
+
+pub fn deals_expected(rows: &[SlipRow]) -> LazyFrame {
+    DataFrame::new_infer_height(vec![
+        Column::new(
+            "deal_id".into(),
+            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "rep_id".into(),
+            rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+        ),
+        timestamps("created_at", &rows.iter().map(|r| r.2).collect::<Vec<_>>()),
+        Column::new(
+            "status".into(),
+            rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+        ),
+        dates("closed_at", &rows.iter().map(|r| r.4).collect::<Vec<_>>()),
+        dates(
+            "expected_close_date",
+            &rows.iter().map(|r| Some(r.5)).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "amount".into(),
+            rows.iter().map(|r| r.6).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "list_amount".into(),
+            rows.iter().map(|_| None::<f64>).collect::<Vec<_>>(),
+        ),
+    ])
+    .expect("deals")
+    .lazy()
+}
+
+/// Accepted deal_history rows: `(deal_id, changed_at (RFC 3339), field, old, new)`.
+pub fn history(rows: &[(&str, &str, &str, &str, &str)]) -> LazyFrame {
+    DataFrame::new_infer_height(vec![
+        Column::new(
+            "deal_id".into(),
+            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        ),
+        timestamps("changed_at", &rows.iter().map(|r| r.1).collect::<Vec<_>>()),
+        Column::new("field".into(), rows.iter().map(|r| r.2).collect::<Vec<_>>()),
+        Column::new(
+            "old_value".into(),
+            rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "new_value".into(),
+            rows.iter().map(|r| r.4).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "source_row".into(),
+            (1..=rows.len() as u32).collect::<Vec<_>>(),
+        ),
+    ])
+    .expect("history")
+    .lazy()
+}
+
+/// Accepted leads: `(lead_id, owner, created_at (RFC 3339))`.
+pub fn leads(rows: &[(&str, Option<&str>, &str)]) -> LazyFrame {
+    DataFrame::new_infer_height(vec![
+        Column::new(
+            "lead_id".into(),
+            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "rep_id".into(),
+            rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+        ),
+        timestamps("created_at", &rows.iter().map(|r| r.2).collect::<Vec<_>>()),
+    ])
+    .expect("leads")
+    .lazy()
+}
+
+/// Accepted activities:
+/// `(activity_id, rep_id, lead_id, deal_id, type, direction, started_at (RFC 3339), minutes)`.
+pub type ActivityRow<'a> = (
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    &'a str,
+    &'a str,
+    &'a str,
+    Option<f64>,
+);
+
+pub fn activities(rows: &[ActivityRow]) -> LazyFrame {
+    DataFrame::new_infer_height(vec![
+        Column::new(
+            "activity_id".into(),
+            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "rep_id".into(),
+            rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "lead_id".into(),
+            rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "deal_id".into(),
+            rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "activity_type".into(),
+            rows.iter().map(|r| r.4).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "direction".into(),
+            rows.iter().map(|r| r.5).collect::<Vec<_>>(),
+        ),
+        timestamps("started_at", &rows.iter().map(|r| r.6).collect::<Vec<_>>()),
+        Column::new(
+            "duration_minutes".into(),
+            rows.iter().map(|r| r.7).collect::<Vec<_>>(),
+        ),
+    ])
+    .expect("activities")
+    .lazy()
+}
+
+/// `rep_id`, `rep_name`, `team_id`, `role` from `(rep, team, role)`.
+pub fn reps_with_roles(rows: &[(&str, &str, &str)]) -> LazyFrame {
+    let ids: Vec<&str> = rows.iter().map(|p| p.0).collect();
+    df!(
+        "rep_id" => &ids,
+        "rep_name" => &ids,
+        "team_id" => rows.iter().map(|p| p.1).collect::<Vec<_>>(),
+        "role" => rows.iter().map(|p| p.2).collect::<Vec<_>>()
+    )
+    .expect("reps")
+    .lazy()
+}
+
+/// Like [`prepare`], with a reporting time zone and settings of the test's choice.
+pub fn prepare_with(
+    accepted: crate::metrics::Accepted,
+    as_of: &str,
+    tz: chrono_tz::Tz,
+    settings: crate::metrics::Settings,
+) -> crate::metrics::Prepared {
+    crate::metrics::Prepared::new(
+        &accepted,
+        d(as_of),
+        tz,
+        Calendar::new(1).expect("calendar"),
+        settings,
     )
     .expect("prepared")
 }

@@ -1,0 +1,575 @@
+//! Deal slippage: deals that did not close by their expected close date (SPEC §6.2, §11).
+//!
+//! - E, the expected close date of a deal for period P: the value in force at the later of
+//!   P's start (midnight in the reporting time zone) and the deal's creation, rebuilt from
+//!   `deal_history` changes of `expected_close_date` made up to the as-of date (before the
+//!   first change, the old value of the earliest change). Without history rows, the deal's
+//!   `expected_close_date`.
+//! - Cohort of P: deals with E in P, created by the end of P, not closed before P starts.
+//! - `deals_due`: cohort deals with E before the as-of date T. Of those,
+//!   `deals_closed_on_time` closed (won or lost) on or before E, split into
+//!   `deals_won_on_time` and `deals_lost`; `deals_slipped` did not (closed later, or still
+//!   open), with `slipped_amount`. `slippage_rate_pct` = 100 × slipped / due.
+//! - `avg_slip_days`, `median_slip_days` over slipped deals: days from E to the close date,
+//!   or to T when still open.
+//! - `close_date_pushes`: changes to a later date made during P (and by T) on P's cohort;
+//!   null without deal_history.
+//! - Team: the owner's team on day E.
+//!
+//! How E is found without a deals × periods product: each deal's history becomes *versions*
+//! (a value and the instants it was in force from/to); each version is placed in the period
+//! holding its value, and kept when that period's reference instant falls in the version's
+//! interval. One version at most is in force at any instant, so a deal enters a period's
+//! cohort at most once.
+//!
+//! Example (as of Mar 31; D1 expected Feb 10, pushed on Feb 5 to Mar 20, won Mar 25):
+//!
+//! | period  | deals_expected | due | slipped | avg_slip_days | pushes |
+//! |---------|----------------|-----|---------|---------------|--------|
+//! | 2024-02 | 1 (E = Feb 10) | 1   | 1       | 44 (to Mar 25)| 1      |
+//! | 2024-03 | 1 (E = Mar 20) | 1   | 1       | 5             | 0      |
+
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use polars::prelude::*;
+
+use crate::columns::{
+    AMOUNT, AVG_SLIP_DAYS, CHANGED_AT, CLOSE_DATE_PUSHES, CLOSED_DATE, CREATED_AT, CREATED_DATE,
+    DEAL_ID, DEALS_CLOSED_ON_TIME, DEALS_DUE, DEALS_EXPECTED, DEALS_LOST, DEALS_SLIPPED,
+    DEALS_WON_ON_TIME, EXPECTED_CLOSE_DATE, MEDIAN_SLIP_DAYS, NEW_VALUE, OLD_VALUE, PERIOD_END,
+    PERIOD_IDX, PERIOD_START, REP_ID, SLIPPAGE_RATE_PCT, SLIPPED_AMOUNT, SOURCE_ROW, STATUS,
+};
+use crate::io::scan::{local_midnight, to_local_date};
+use crate::metrics::entities::with_team_on;
+use crate::metrics::levels::{by_levels, count_i64, pct};
+use crate::metrics::periods::{PeriodFrames, date_lit};
+
+/// Output columns after the shared ones.
+pub const COLUMNS: [&str; 11] = [
+    DEALS_EXPECTED,
+    DEALS_DUE,
+    DEALS_CLOSED_ON_TIME,
+    DEALS_WON_ON_TIME,
+    DEALS_LOST,
+    DEALS_SLIPPED,
+    SLIPPED_AMOUNT,
+    SLIPPAGE_RATE_PCT,
+    AVG_SLIP_DAYS,
+    MEDIAN_SLIP_DAYS,
+    CLOSE_DATE_PUSHES,
+];
+
+const E: &str = "__expected";
+const FROM: &str = "__from";
+const TO: &str = "__to";
+
+/// Expected-close-date versions: `deal_id`, `__expected` (Date), `__from`, `__to` (UTC
+/// instants; null = open).
+///
+/// `changes`: `deal_id`, `changed_at`, `old_value`, `new_value` (Dates), `source_row`, already
+/// limited to `field = expected_close_date`; `as_of_end`: changes after it do not count.
+pub fn versions(
+    deals: LazyFrame,
+    changes: Option<LazyFrame>,
+    as_of: NaiveDate,
+    tz: Tz,
+) -> PolarsResult<LazyFrame> {
+    let Some(changes) = changes else {
+        return Ok(deals.select([
+            col(DEAL_ID),
+            col(EXPECTED_CLOSE_DATE).alias(E),
+            lit(NULL).cast(utc()).alias(FROM),
+            lit(NULL).cast(utc()).alias(TO),
+        ]));
+    };
+    let ordered = changes.sort(
+        [DEAL_ID, CHANGED_AT, SOURCE_ROW],
+        SortMultipleOptions::default(),
+    );
+    let counted = ordered
+        .clone()
+        .filter(to_local_date(col(CHANGED_AT), tz).lt_eq(date_lit(as_of)));
+    // Version 0: the value before the earliest change (even one made after the as-of date),
+    // in force until the first change that counts.
+    let first_counted = counted
+        .clone()
+        .group_by([col(DEAL_ID)])
+        .agg([col(CHANGED_AT).min().alias(TO)]);
+    let before_first = ordered
+        .group_by([col(DEAL_ID)])
+        .agg([col(OLD_VALUE)
+            .sort_by(
+                [col(CHANGED_AT), col(SOURCE_ROW)],
+                SortMultipleOptions::default(),
+            )
+            .first()
+            .alias(E)])
+        .join(
+            first_counted,
+            [col(DEAL_ID)],
+            [col(DEAL_ID)],
+            JoinArgs::new(JoinType::Left),
+        )
+        .with_column(lit(NULL).cast(utc()).alias(FROM));
+    let after_each = counted.with_columns([
+        col(NEW_VALUE).alias(E),
+        col(CHANGED_AT).alias(FROM),
+        col(CHANGED_AT)
+            .shift(lit(-1))
+            .over([col(DEAL_ID)])?
+            .alias(TO),
+    ]);
+    let with_history = concat(
+        [
+            before_first.select([col(DEAL_ID), col(E), col(FROM), col(TO)]),
+            after_each.select([col(DEAL_ID), col(E), col(FROM), col(TO)]),
+        ],
+        UnionArgs::default(),
+    )?;
+    let without_history = deals
+        .select([col(DEAL_ID), col(EXPECTED_CLOSE_DATE).alias(E)])
+        .join(
+            with_history
+                .clone()
+                .select([col(DEAL_ID)])
+                .unique(None, UniqueKeepStrategy::Any),
+            [col(DEAL_ID)],
+            [col(DEAL_ID)],
+            JoinArgs::new(JoinType::Anti),
+        )
+        .with_columns([
+            lit(NULL).cast(utc()).alias(FROM),
+            lit(NULL).cast(utc()).alias(TO),
+        ]);
+    concat([with_history, without_history], UnionArgs::default())
+}
+
+fn utc() -> DataType {
+    DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+}
+
+/// Number of changes to a later date per deal and period: `deal_id`, `period_idx`, `pushes`.
+pub fn pushes(changes: LazyFrame, periods: &PeriodFrames, as_of: NaiveDate, tz: Tz) -> LazyFrame {
+    let dated = changes
+        .filter(col(NEW_VALUE).gt(col(OLD_VALUE)).fill_null(lit(false)))
+        .with_column(to_local_date(col(CHANGED_AT), tz).alias("__changed_date"))
+        .filter(col("__changed_date").lt_eq(date_lit(as_of)));
+    periods
+        .place(dated, "__changed_date")
+        .group_by([col(DEAL_ID), col(PERIOD_IDX)])
+        .agg([count_i64(len()).alias("__pushes")])
+}
+
+/// Slippage rows at all levels (before [`crate::metrics::levels::finish`]).
+///
+/// `deals`: as of T (`deal_id`, `rep_id`, `created_at`, `created_date`, `status`,
+/// `closed_date`, `expected_close_date`, `amount`); `changes` as for [`versions`].
+pub fn deal_slippage(
+    deals: LazyFrame,
+    changes: Option<LazyFrame>,
+    segments: LazyFrame,
+    periods: &PeriodFrames,
+    as_of: NaiveDate,
+    tz: Tz,
+) -> PolarsResult<LazyFrame> {
+    let t = date_lit(as_of);
+    let has_history = changes.is_some();
+    let cohort = periods
+        .place(
+            versions(deals.clone(), changes.clone(), as_of, tz)?.filter(col(E).is_not_null()),
+            E,
+        )
+        .join(
+            periods
+                .periods
+                .clone()
+                .select([col(PERIOD_IDX), col(PERIOD_START), col(PERIOD_END)]),
+            [col(PERIOD_IDX)],
+            [col(PERIOD_IDX)],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .join(
+            deals,
+            [col(DEAL_ID)],
+            [col(DEAL_ID)],
+            JoinArgs::new(JoinType::Inner),
+        );
+    let start_instant = local_midnight(col(PERIOD_START), tz);
+    let reference = when(col(CREATED_AT).gt(start_instant.clone()))
+        .then(col(CREATED_AT))
+        .otherwise(start_instant);
+    let in_force = col(FROM)
+        .is_null()
+        .or(col(FROM).lt_eq(reference.clone()))
+        .and(col(TO).is_null().or(reference.lt(col(TO))));
+    let closed = col(STATUS)
+        .neq(lit("open"))
+        .and(col(CLOSED_DATE).is_not_null());
+    let cohort = cohort
+        .filter(in_force)
+        .filter(col(CREATED_DATE).lt_eq(col(PERIOD_END)))
+        .filter(
+            col(CLOSED_DATE)
+                .is_null()
+                .or(col(CLOSED_DATE).gt_eq(col(PERIOD_START))),
+        );
+    let due = col(E).lt(t.clone());
+    let on_time = due
+        .clone()
+        .and(closed.clone())
+        .and(col(CLOSED_DATE).lt_eq(col(E)));
+    let slipped = due.clone().and(on_time.clone().not());
+    let slip_end = when(closed).then(col(CLOSED_DATE)).otherwise(t);
+    let days = |e: Expr| e.cast(DataType::Int32).cast(DataType::Float64);
+    let mut events = cohort.with_columns([
+        due.alias("__due"),
+        on_time.clone().alias("__on_time"),
+        on_time
+            .clone()
+            .and(col(STATUS).eq(lit("won")))
+            .alias("__won_on_time"),
+        on_time.and(col(STATUS).eq(lit("lost"))).alias("__lost"),
+        slipped.clone().alias("__slipped"),
+        when(slipped.clone())
+            .then(col(AMOUNT).fill_null(lit(0.0)))
+            .otherwise(lit(0.0))
+            .alias("__slipped_amount"),
+        when(slipped)
+            .then(days(slip_end) - days(col(E)))
+            .otherwise(lit(NULL).cast(DataType::Float64))
+            .alias("__slip_days"),
+    ]);
+    if let Some(ch) = changes {
+        events = events
+            .join(
+                pushes(ch, periods, as_of, tz),
+                [col(DEAL_ID), col(PERIOD_IDX)],
+                [col(DEAL_ID), col(PERIOD_IDX)],
+                JoinArgs::new(JoinType::Left),
+            )
+            .with_column(col("__pushes").fill_null(lit(0i64)));
+    } else {
+        events = events.with_column(lit(0i64).alias("__pushes"));
+    }
+    let events = with_team_on(
+        events.select([
+            col(PERIOD_IDX),
+            col(REP_ID),
+            col(E),
+            col("__due"),
+            col("__on_time"),
+            col("__won_on_time"),
+            col("__lost"),
+            col("__slipped"),
+            col("__slipped_amount"),
+            col("__slip_days"),
+            col("__pushes"),
+        ]),
+        E,
+        segments,
+    );
+    let sum = |c: &str, name: &str| count_i64(col(c).sum()).alias(name);
+    let aggs = [
+        count_i64(len()).alias(DEALS_EXPECTED),
+        sum("__due", DEALS_DUE),
+        sum("__on_time", DEALS_CLOSED_ON_TIME),
+        sum("__won_on_time", DEALS_WON_ON_TIME),
+        sum("__lost", DEALS_LOST),
+        sum("__slipped", DEALS_SLIPPED),
+        col("__slipped_amount").sum().alias(SLIPPED_AMOUNT),
+        col("__slip_days").mean().alias(AVG_SLIP_DAYS),
+        col("__slip_days").median().alias(MEDIAN_SLIP_DAYS),
+        sum("__pushes", CLOSE_DATE_PUSHES),
+    ];
+    let zero = [
+        DEALS_EXPECTED,
+        DEALS_DUE,
+        DEALS_CLOSED_ON_TIME,
+        DEALS_WON_ON_TIME,
+        DEALS_LOST,
+        DEALS_SLIPPED,
+        SLIPPED_AMOUNT,
+        CLOSE_DATE_PUSHES,
+    ];
+    let rows = by_levels(events, periods, &aggs, &zero)?
+        .with_column(pct(col(DEALS_SLIPPED), col(DEALS_DUE)).alias(SLIPPAGE_RATE_PCT));
+    Ok(if has_history {
+        rows
+    } else {
+        rows.with_column(lit(NULL).cast(DataType::Int64).alias(CLOSE_DATE_PUSHES))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calendar::Grain;
+    use crate::metrics::testutil::*;
+    use crate::metrics::{Accepted, MetricId};
+
+    const COLS: [&str; 14] = [
+        "period",
+        "level",
+        "rep_id",
+        DEALS_EXPECTED,
+        DEALS_DUE,
+        DEALS_CLOSED_ON_TIME,
+        DEALS_WON_ON_TIME,
+        DEALS_LOST,
+        DEALS_SLIPPED,
+        SLIPPED_AMOUNT,
+        SLIPPAGE_RATE_PCT,
+        AVG_SLIP_DAYS,
+        MEDIAN_SLIP_DAYS,
+        CLOSE_DATE_PUSHES,
+    ];
+
+    fn run(
+        deals: LazyFrame,
+        history: Option<LazyFrame>,
+        grain: Grain,
+        from: &str,
+        to: &str,
+        as_of: &str,
+    ) -> PolarsResult<DataFrame> {
+        let accepted = Accepted {
+            reps: Some(reps(&[("R1", "T1")])),
+            reps_have_team: true,
+            deals: Some(deals),
+            deal_history: history,
+            ..Default::default()
+        };
+        prepare(accepted, as_of)
+            .table(MetricId::DealSlippage, &periods(grain, from, to))?
+            .collect()
+    }
+
+    fn rep_rows(df: &DataFrame) -> Vec<String> {
+        rows(df, &COLS)
+            .into_iter()
+            .filter(|r| r.contains("|rep|"))
+            .collect()
+    }
+
+    #[test]
+    fn deal_pushed_twice_inside_one_quarter() -> PolarsResult<()> {
+        // Created Jan 10 expecting Jan 31; pushed Jan 20 to Feb 15 and Feb 10 to Feb 28; won
+        // Mar 5. By month: January sees E = Jan 31 (slipped 34 days, 1 push in January);
+        // February sees E = Feb 15, the value in force on Feb 1 (slipped 19 days, 1 push);
+        // March sees no E of this deal. By quarter: E = Jan 31 (in force at creation), 2 pushes.
+        let deals = deals_expected(&[(
+            "D2",
+            "R1",
+            "2024-01-10T09:00:00Z",
+            "won",
+            Some("2024-03-05"),
+            "2024-02-28",
+            20_000.0,
+        )]);
+        let h = history(&[
+            (
+                "D2",
+                "2024-01-20T11:00:00Z",
+                "expected_close_date",
+                "2024-01-31",
+                "2024-02-15",
+            ),
+            ("D2", "2024-01-25T11:00:00Z", "amount", "25000", "20000"),
+            (
+                "D2",
+                "2024-02-10T16:30:00Z",
+                "expected_close_date",
+                "2024-02-15",
+                "2024-02-28",
+            ),
+        ]);
+        let by_month = run(
+            deals.clone(),
+            Some(h.clone()),
+            Grain::Month,
+            "2024-01-01",
+            "2024-03-01",
+            "2024-06-30",
+        )?;
+        assert_eq!(
+            rep_rows(&by_month),
+            [
+                "2024-01|rep|R1|1|1|0|0|0|1|20000.00|100.00|34.00|34.00|1",
+                "2024-02|rep|R1|1|1|0|0|0|1|20000.00|100.00|19.00|19.00|1",
+            ]
+        );
+        let by_quarter = run(
+            deals,
+            Some(h),
+            Grain::Quarter,
+            "2024-01-01",
+            "2024-01-01",
+            "2024-06-30",
+        )?;
+        assert_eq!(
+            rep_rows(&by_quarter),
+            ["2024-Q1|rep|R1|1|1|0|0|0|1|20000.00|100.00|34.00|34.00|2"]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn on_time_lost_early_closed_not_due_and_open() -> PolarsResult<()> {
+        // As of Mar 20, March cohort (E in March):
+        //  D1 won Mar 2, E Mar 10: won on time (early).
+        //  D2 lost Mar 9, E Mar 10: lost on time.
+        //  D3 lost Mar 12, E Mar 10: lost after E = slipped 2 days.
+        //  D4 open, E Mar 5: slipped to the as-of date, 15 days, amount 700.
+        //  D5 open, E Mar 25: after the as-of date, in the cohort but not due.
+        //  D6 won Feb 27, E Mar 10: closed before March: not in the cohort at all.
+        // due 4, on time 2 (1 won, 1 lost), slipped 2 (700 + 300), rate 50 %, avg 8.5 days.
+        let deals = deals_expected(&[
+            (
+                "D1",
+                "R1",
+                "2024-02-01T00:00:00Z",
+                "won",
+                Some("2024-03-02"),
+                "2024-03-10",
+                100.0,
+            ),
+            (
+                "D2",
+                "R1",
+                "2024-02-01T00:00:00Z",
+                "lost",
+                Some("2024-03-09"),
+                "2024-03-10",
+                200.0,
+            ),
+            (
+                "D3",
+                "R1",
+                "2024-02-01T00:00:00Z",
+                "lost",
+                Some("2024-03-12"),
+                "2024-03-10",
+                300.0,
+            ),
+            (
+                "D4",
+                "R1",
+                "2024-02-01T00:00:00Z",
+                "open",
+                None,
+                "2024-03-05",
+                700.0,
+            ),
+            (
+                "D5",
+                "R1",
+                "2024-02-01T00:00:00Z",
+                "open",
+                None,
+                "2024-03-25",
+                900.0,
+            ),
+            (
+                "D6",
+                "R1",
+                "2024-02-01T00:00:00Z",
+                "won",
+                Some("2024-02-27"),
+                "2024-03-10",
+                50.0,
+            ),
+        ]);
+        let out = run(
+            deals,
+            None,
+            Grain::Month,
+            "2024-03-01",
+            "2024-03-01",
+            "2024-03-20",
+        )?;
+        // Without deal_history, pushes are null.
+        assert_eq!(
+            rows(&out, &COLS),
+            [
+                "2024-03|company|-|5|4|2|1|1|2|1000.00|50.00|8.50|8.50|-",
+                "2024-03|team|-|5|4|2|1|1|2|1000.00|50.00|8.50|8.50|-",
+                "2024-03|rep|R1|5|4|2|1|1|2|1000.00|50.00|8.50|8.50|-",
+            ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn deal_created_mid_period_uses_the_value_at_creation() -> PolarsResult<()> {
+        // Created Feb 15 09:00 expecting Feb 20; pushed at 12:00 the same day to Mar 10. For
+        // February the reference is the creation instant (after Feb 1), so E = Feb 20; won
+        // Mar 1: slipped 10 days. For March E = Mar 10 and it was won on time.
+        let deals = deals_expected(&[(
+            "D1",
+            "R1",
+            "2024-02-15T09:00:00Z",
+            "won",
+            Some("2024-03-01"),
+            "2024-03-10",
+            10.0,
+        )]);
+        let h = history(&[(
+            "D1",
+            "2024-02-15T12:00:00Z",
+            "expected_close_date",
+            "2024-02-20",
+            "2024-03-10",
+        )]);
+        let out = run(
+            deals,
+            Some(h),
+            Grain::Month,
+            "2024-01-01",
+            "2024-03-01",
+            "2024-06-30",
+        )?;
+        assert_eq!(
+            rep_rows(&out),
+            [
+                "2024-02|rep|R1|1|1|0|0|0|1|10.00|100.00|10.00|10.00|1",
+                "2024-03|rep|R1|1|1|1|1|0|0|0.00|0.00|-|-|0",
+            ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn history_after_the_as_of_date_does_not_count() -> PolarsResult<()> {
+        // As of Jan 31, a push made on Feb 3 has not happened: E is still its old value, Jan 20,
+        // even though deals.expected_close_date already shows the new one.
+        let deals = deals_expected(&[(
+            "D1",
+            "R1",
+            "2024-01-02T00:00:00Z",
+            "open",
+            None,
+            "2024-02-28",
+            10.0,
+        )]);
+        let h = history(&[(
+            "D1",
+            "2024-02-03T10:00:00Z",
+            "expected_close_date",
+            "2024-01-20",
+            "2024-02-28",
+        )]);
+        let out = run(
+            deals,
+            Some(h),
+            Grain::Month,
+            "2024-01-01",
+            "2024-01-01",
+            "2024-01-31",
+        )?;
+        assert_eq!(
+            rep_rows(&out),
+            ["2024-01|rep|R1|1|1|0|0|0|1|10.00|100.00|11.00|11.00|0"]
+        );
+        Ok(())
+    }
+}

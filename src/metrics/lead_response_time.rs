@@ -1,0 +1,483 @@
+//! Lead and follow-up response time (SPEC §6.3, §11).
+//!
+//! Two kinds of request, column `response_kind`:
+//! - `first_touch`: each lead; the response is the earliest outbound activity on the lead at or
+//!   after its `created_at`. Credited to the lead's owner, else to the responding rep; an
+//!   unowned, unanswered lead counts in the company row only. Period: the lead's creation date.
+//! - `follow_up`: on each deal, activities ordered by (`started_at`, `activity_id`); internal
+//!   ones are ignored. Each run of consecutive inbound activities is one request, starting at
+//!   its first inbound; the response is the next outbound on the deal, by any rep. Credited to
+//!   the deal's owner; period: the request's date.
+//!
+//! Activities after the as-of day do not exist yet, so a request without a response by then
+//! is `unresponded`. Minutes are fractional. `mean/median/p90_response_minutes` are over
+//! responded requests (median and p90 by linear interpolation, numpy's default);
+//! `within_sla_<S>m` counts responses within S minutes (inclusive) and `within_sla_<S>m_pct`
+//! divides by all requests, unresponded included.
+//!
+//! Example (first_touch, one rep, SLA 60): leads answered after 10, 30 and 90 minutes and one
+//! never answered: requests 4, responded 3, median 30, p90 = 30 + 0.8 × 60 = 78,
+//! within_sla_60m 2, within_sla_60m_pct 50.
+
+use polars::prelude::*;
+
+use crate::columns::{
+    ACTIVITY_ID, CREATED_AT, DEAL_ID, DIRECTION, FIRST_TOUCH, FOLLOW_UP, LEAD_ID,
+    MEAN_RESPONSE_MINUTES, MEDIAN_RESPONSE_MINUTES, P90_RESPONSE_MINUTES, PERIOD_IDX, REP_ID,
+    REQUESTS, RESPONDED, RESPONSE_KIND, STARTED_AT, TEAM_ID, UNRESPONDED,
+};
+use crate::metrics::entities::with_team_on;
+use crate::metrics::levels::{by_levels_keyed, count_i64, pct};
+use crate::metrics::periods::PeriodFrames;
+
+const REQUEST_AT: &str = "__request_at";
+const RESPONSE_AT: &str = "__response_at";
+const REQUEST_DATE: &str = "__request_date";
+const MINUTES: &str = "__minutes";
+
+/// Output columns after the shared ones, for the given SLA thresholds.
+pub fn columns(sla_minutes: &[u32]) -> Vec<String> {
+    let mut cols: Vec<String> = [
+        RESPONSE_KIND,
+        REQUESTS,
+        RESPONDED,
+        UNRESPONDED,
+        MEAN_RESPONSE_MINUTES,
+        MEDIAN_RESPONSE_MINUTES,
+        P90_RESPONSE_MINUTES,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for s in sla_minutes {
+        cols.push(within(*s));
+        cols.push(format!("{}_pct", within(*s)));
+    }
+    cols
+}
+
+fn within(s: u32) -> String {
+    format!("within_sla_{s}m")
+}
+
+fn is_outbound() -> Expr {
+    col(DIRECTION).eq(lit("outbound"))
+}
+
+fn is_inbound() -> Expr {
+    col(DIRECTION).eq(lit("inbound"))
+}
+
+/// First-touch requests: `rep_id`, `__request_at`, `__response_at` (null when unanswered).
+///
+/// `leads`: `lead_id`, `rep_id` (nullable), `created_at`; `activities`: `activity_id`,
+/// `rep_id`, `lead_id`, `direction` (lower case), `started_at`.
+pub fn first_touch_requests(leads: LazyFrame, activities: LazyFrame) -> LazyFrame {
+    let outbound = activities
+        .filter(is_outbound().and(col(LEAD_ID).is_not_null()))
+        .select([
+            col(LEAD_ID),
+            col(STARTED_AT),
+            col(REP_ID).alias("__responder"),
+            col(ACTIVITY_ID),
+        ]);
+    let first = leads
+        .clone()
+        .select([col(LEAD_ID), col(CREATED_AT)])
+        .join(
+            outbound,
+            [col(LEAD_ID)],
+            [col(LEAD_ID)],
+            JoinArgs::new(JoinType::Inner),
+        )
+        // A touch logged before the lead existed is not a response to it.
+        .filter(col(STARTED_AT).gt_eq(col(CREATED_AT)))
+        .group_by([col(LEAD_ID)])
+        .agg([
+            col(STARTED_AT).min().alias(RESPONSE_AT),
+            col("__responder")
+                .sort_by(
+                    [col(STARTED_AT), col(ACTIVITY_ID)],
+                    SortMultipleOptions::default(),
+                )
+                .first()
+                .alias("__responder"),
+        ]);
+    leads
+        .join(
+            first,
+            [col(LEAD_ID)],
+            [col(LEAD_ID)],
+            JoinArgs::new(JoinType::Left),
+        )
+        .select([
+            coalesce(&[col(REP_ID), col("__responder")]).alias(REP_ID),
+            col(CREATED_AT).alias(REQUEST_AT),
+            col(RESPONSE_AT),
+        ])
+}
+
+/// Follow-up requests: `rep_id` (deal owner; null for an unknown deal), `__request_at`,
+/// `__response_at`.
+///
+/// `owners`: `deal_id`, `rep_id` of known deals.
+pub fn follow_up_requests(
+    activities: LazyFrame,
+    owners: Option<LazyFrame>,
+) -> PolarsResult<LazyFrame> {
+    let by_deal = [col(DEAL_ID)];
+    let outbound_at = when(is_outbound())
+        .then(col(STARTED_AT))
+        .otherwise(lit(NULL).cast(col_type_utc()));
+    let requests = activities
+        .filter(
+            col(DEAL_ID)
+                .is_not_null()
+                .and(is_inbound().or(is_outbound())),
+        )
+        .select([
+            col(DEAL_ID),
+            col(ACTIVITY_ID),
+            col(DIRECTION),
+            col(STARTED_AT),
+        ])
+        .sort(
+            [DEAL_ID, STARTED_AT, ACTIVITY_ID],
+            SortMultipleOptions::default(),
+        )
+        .with_columns([
+            col(DIRECTION)
+                .shift(lit(1))
+                .over(by_deal.clone())?
+                .alias("__prev"),
+            // The next outbound at or after each row (inbound rows have none of their own).
+            outbound_at
+                .fill_null_with_strategy(FillNullStrategy::Backward(None))
+                .over(by_deal)?
+                .alias(RESPONSE_AT),
+        ])
+        .filter(
+            is_inbound().and(
+                col("__prev")
+                    .is_null()
+                    .or(col("__prev").neq(lit("inbound"))),
+            ),
+        )
+        .select([
+            col(DEAL_ID),
+            col(STARTED_AT).alias(REQUEST_AT),
+            col(RESPONSE_AT),
+        ]);
+    Ok(match owners {
+        Some(o) => requests
+            .join(
+                o.select([col(DEAL_ID), col(REP_ID)]),
+                [col(DEAL_ID)],
+                [col(DEAL_ID)],
+                JoinArgs::new(JoinType::Left),
+            )
+            .select([col(REP_ID), col(REQUEST_AT), col(RESPONSE_AT)]),
+        None => requests.select([
+            lit(NULL).cast(DataType::String).alias(REP_ID),
+            col(REQUEST_AT),
+            col(RESPONSE_AT),
+        ]),
+    })
+}
+
+fn col_type_utc() -> DataType {
+    DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+}
+
+/// Response-time rows at all levels, per response kind.
+///
+/// `first_touch` and `follow_up` come from the functions above; `request_date` turns a request
+/// instant into its reporting-time-zone date.
+pub fn lead_response_time(
+    first_touch: LazyFrame,
+    follow_up: LazyFrame,
+    request_date: impl Fn(Expr) -> Expr,
+    segments: LazyFrame,
+    periods: &PeriodFrames,
+    sla_minutes: &[u32],
+) -> PolarsResult<LazyFrame> {
+    let requests = concat(
+        [
+            first_touch.with_column(lit(FIRST_TOUCH).alias(RESPONSE_KIND)),
+            follow_up.with_column(lit(FOLLOW_UP).alias(RESPONSE_KIND)),
+        ],
+        UnionArgs::default(),
+    )?
+    .with_columns([
+        request_date(col(REQUEST_AT)).alias(REQUEST_DATE),
+        ((col(RESPONSE_AT) - col(REQUEST_AT))
+            .dt()
+            .total_microseconds(false)
+            .cast(DataType::Float64)
+            / lit(60_000_000.0))
+        .alias(MINUTES),
+    ]);
+    let events = with_team_on(
+        periods.place(requests, REQUEST_DATE),
+        REQUEST_DATE,
+        segments,
+    )
+    .select([
+        col(PERIOD_IDX),
+        col(REP_ID),
+        col(TEAM_ID),
+        col(RESPONSE_KIND),
+        col(MINUTES),
+    ]);
+    let m = || col(MINUTES);
+    let mut aggs = vec![
+        count_i64(len()).alias(REQUESTS),
+        count_i64(m().count()).alias(RESPONDED),
+        m().mean().alias(MEAN_RESPONSE_MINUTES),
+        m().median().alias(MEDIAN_RESPONSE_MINUTES),
+        m().quantile(lit(0.9), QuantileMethod::Linear)
+            .alias(P90_RESPONSE_MINUTES),
+    ];
+    let mut zero: Vec<String> = vec![REQUESTS.into(), RESPONDED.into()];
+    for s in sla_minutes {
+        aggs.push(count_i64(m().lt_eq(lit(f64::from(*s))).sum()).alias(within(*s)));
+        zero.push(within(*s));
+    }
+    let zero: Vec<&str> = zero.iter().map(String::as_str).collect();
+    let rows = by_levels_keyed(
+        events,
+        periods,
+        &aggs,
+        &zero,
+        Some((RESPONSE_KIND, &[FIRST_TOUCH, FOLLOW_UP])),
+    )?;
+    let mut derived = vec![(col(REQUESTS) - col(RESPONDED)).alias(UNRESPONDED)];
+    for s in sla_minutes {
+        derived.push(pct(col(within(*s)), col(REQUESTS)).alias(format!("{}_pct", within(*s))));
+    }
+    Ok(rows.with_columns(derived))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calendar::Grain;
+    use crate::metrics::testutil::*;
+    use crate::metrics::{Accepted, MetricId};
+
+    const COLS: [&str; 13] = [
+        "period",
+        "level",
+        "rep_id",
+        RESPONSE_KIND,
+        REQUESTS,
+        RESPONDED,
+        UNRESPONDED,
+        MEAN_RESPONSE_MINUTES,
+        MEDIAN_RESPONSE_MINUTES,
+        P90_RESPONSE_MINUTES,
+        "within_sla_5m",
+        "within_sla_60m",
+        "within_sla_60m_pct",
+    ];
+
+    fn run(
+        leads_: LazyFrame,
+        acts: LazyFrame,
+        deals_: Option<LazyFrame>,
+        grain: Grain,
+        from: &str,
+        to: &str,
+    ) -> PolarsResult<DataFrame> {
+        let accepted = Accepted {
+            reps: Some(reps(&[("R1", "T1"), ("R2", "T1")])),
+            reps_have_team: true,
+            leads: Some(leads_),
+            activities: Some(acts),
+            deals: deals_,
+            ..Default::default()
+        };
+        prepare(accepted, "2024-03-31")
+            .table(MetricId::LeadResponseTime, &periods(grain, from, to))?
+            .collect()
+    }
+
+    fn out(
+        id: &'static str,
+        rep: &'static str,
+        lead: Option<&'static str>,
+        deal: Option<&'static str>,
+        dir: &'static str,
+        at: &'static str,
+    ) -> ActivityRow<'static> {
+        (id, rep, lead, deal, "email", dir, at, Some(1.0))
+    }
+
+    #[test]
+    fn first_touch_owner_responder_early_touch_and_percentiles() -> PolarsResult<()> {
+        // L1 (R1) answered after 10 min; L2 (R1) touched 5 min *before* it was created (not a
+        // response), then after 30; L3 (no owner) answered by R2 after 90; L4 (R1) never
+        // answered; L5 (no owner) never answered: company row only.
+        // Company: 5 requests, 3 responded [10, 30, 90]: mean 43.33, median 30,
+        // p90 = 30 + 0.8 × (90 − 30) = 78; within 5 min 0, within 60 min 2 = 40 % of 5.
+        // R1: L1, L2, L4: 3 requests, [10, 30]: median 20, p90 = 10 + 0.9 × 20 = 28.
+        // R2 (responder of the unowned L3): 1 request, 90.
+        let leads_ = leads(&[
+            ("L1", Some("R1"), "2024-01-10T09:00:00Z"),
+            ("L2", Some("R1"), "2024-01-10T10:00:00Z"),
+            ("L3", None, "2024-01-10T11:00:00Z"),
+            ("L4", Some("R1"), "2024-01-10T12:00:00Z"),
+            ("L5", None, "2024-01-10T13:00:00Z"),
+        ]);
+        let acts = activities(&[
+            out(
+                "A1",
+                "R1",
+                Some("L1"),
+                None,
+                "outbound",
+                "2024-01-10T09:10:00Z",
+            ),
+            out(
+                "A2",
+                "R1",
+                Some("L2"),
+                None,
+                "outbound",
+                "2024-01-10T09:55:00Z",
+            ),
+            out(
+                "A3",
+                "R1",
+                Some("L2"),
+                None,
+                "outbound",
+                "2024-01-10T10:30:00Z",
+            ),
+            out(
+                "A4",
+                "R2",
+                Some("L3"),
+                None,
+                "outbound",
+                "2024-01-10T12:30:00Z",
+            ),
+            out(
+                "A5",
+                "R1",
+                Some("L4"),
+                None,
+                "inbound",
+                "2024-01-10T12:30:00Z",
+            ),
+        ]);
+        let df = run(leads_, acts, None, Grain::Month, "2024-01-01", "2024-01-01")?;
+        let first: Vec<String> = rows(&df, &COLS)
+            .into_iter()
+            .filter(|r| r.contains("first_touch"))
+            .collect();
+        assert_eq!(
+            first,
+            [
+                "2024-01|company|-|first_touch|5|3|2|43.33|30.00|78.00|0|2|40.00",
+                "2024-01|team|-|first_touch|4|3|1|43.33|30.00|78.00|0|2|50.00",
+                "2024-01|rep|R1|first_touch|3|2|1|20.00|20.00|28.00|0|2|66.67",
+                "2024-01|rep|R2|first_touch|1|1|0|90.00|90.00|90.00|0|0|0.00",
+            ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn follow_up_runs_offsets_and_period_boundary() -> PolarsResult<()> {
+        // Deal D1 (owner R1). Three inbound messages then one reply (an internal note in between
+        // neither starts nor breaks the run) = one request, answered by R2 (any rep counts):
+        // inbound at 23:50 UTC on Jan 31 written as 18:50-05:00, reply 00:20 UTC Feb 1 = 30 min,
+        // counted in January (the request's period). Then an inbound on Feb 2 never answered.
+        let acts = activities(&[
+            out(
+                "A1",
+                "R1",
+                None,
+                Some("D1"),
+                "inbound",
+                "2024-01-31T18:50:00-05:00",
+            ),
+            out(
+                "A2",
+                "R1",
+                None,
+                Some("D1"),
+                "inbound",
+                "2024-01-31T23:55:00Z",
+            ),
+            out(
+                "A3",
+                "R1",
+                None,
+                Some("D1"),
+                "internal",
+                "2024-01-31T23:56:00Z",
+            ),
+            out(
+                "A4",
+                "R1",
+                None,
+                Some("D1"),
+                "inbound",
+                "2024-02-01T00:05:00+00:00",
+            ),
+            out(
+                "A5",
+                "R2",
+                None,
+                Some("D1"),
+                "outbound",
+                "2024-02-01T01:20:00+01:00",
+            ),
+            out(
+                "A6",
+                "R1",
+                None,
+                Some("D1"),
+                "inbound",
+                "2024-02-02T10:00:00Z",
+            ),
+        ]);
+        let deals_ = deals(&[("D1", "R1", "2024-01-02", "open", None, 1.0, None)]);
+        let df = run(
+            leads(&[]),
+            acts,
+            Some(deals_),
+            Grain::Month,
+            "2024-01-01",
+            "2024-02-01",
+        )?;
+        let follow: Vec<String> = rows(&df, &COLS)
+            .into_iter()
+            .filter(|r| r.contains("follow_up") && r.contains("|rep|"))
+            .collect();
+        assert_eq!(
+            follow,
+            [
+                "2024-01|rep|R1|follow_up|1|1|0|30.00|30.00|30.00|0|1|100.00",
+                "2024-02|rep|R1|follow_up|1|0|1|-|-|-|0|0|0.00"
+            ]
+        );
+        // Every period has a company row per kind, zero when empty.
+        let company: Vec<String> = rows(&df, &["period", "level", RESPONSE_KIND, REQUESTS])
+            .into_iter()
+            .filter(|r| r.contains("company"))
+            .collect();
+        assert_eq!(
+            company,
+            [
+                "2024-01|company|first_touch|0",
+                "2024-01|company|follow_up|1",
+                "2024-02|company|first_touch|0",
+                "2024-02|company|follow_up|1"
+            ]
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,377 @@
+//! Time spent selling: share of logged minutes on selling work (SPEC §6.5, §11).
+//!
+//! - Activities with `duration_minutes` > 0, placed by the date of `started_at`.
+//! - Each `activity_type` is `selling` or `non_selling` by the pipeline's lists; a rep's role
+//!   lists (e.g. SDR: prospecting is selling) are consulted first and the default lists for
+//!   the types they do not name. A type in both lists of one scope is selling. Types in no
+//!   list are `unclassified`: counted in their own column and warned about once per type.
+//!   Matching ignores case. Direction does not matter.
+//! - `selling_time_pct` = 100 × selling / (selling + non_selling), unclassified left out.
+//! - With `working_minutes_per_day`: `capacity_minutes` = weekdays (Mon–Fri) of the whole
+//!   period × that, for each rep with a row; on team rows each weekday goes to the team the
+//!   rep was in that day. `selling_pct_of_capacity` = 100 × selling / capacity. Null otherwise.
+//!
+//! Example (AE, default lists): call 30 min, demo 60, crm_update 30, gardening 15 (unmapped):
+//! selling 90, non_selling 30, unclassified 15, total 135, selling_time_pct 75.
+
+use std::collections::BTreeMap;
+
+use polars::prelude::*;
+
+use crate::columns::{
+    ACTIVITY_TYPE, CAPACITY_MINUTES, DATE, DURATION_MINUTES, NON_SELLING_MINUTES, PERIOD_IDX,
+    REP_ID, ROLE, SELLING_MINUTES, SELLING_PCT_OF_CAPACITY, SELLING_TIME_PCT, TEAM_ID,
+    TOTAL_MINUTES, UNCLASSIFIED_MINUTES,
+};
+use crate::metrics::entities::with_team_on;
+use crate::metrics::levels::{by_levels, concat_diagonal, pct};
+use crate::metrics::periods::PeriodFrames;
+
+pub const COLUMNS: [&str; 7] = [
+    SELLING_MINUTES,
+    NON_SELLING_MINUTES,
+    UNCLASSIFIED_MINUTES,
+    TOTAL_MINUTES,
+    SELLING_TIME_PCT,
+    CAPACITY_MINUTES,
+    SELLING_PCT_OF_CAPACITY,
+];
+
+pub const CATEGORY: &str = "category";
+pub const SELLING: &str = "selling";
+pub const NON_SELLING: &str = "non_selling";
+pub const UNCLASSIFIED: &str = "unclassified";
+
+/// Activity types of one scope (the defaults, or one role).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TypeLists {
+    pub selling: Vec<String>,
+    pub non_selling: Vec<String>,
+}
+
+/// The `[metrics.selling_time]` settings, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SellingSettings {
+    pub default: TypeLists,
+    /// Role name -> lists that take precedence for reps with that role.
+    pub roles: BTreeMap<String, TypeLists>,
+    pub working_minutes_per_day: Option<f64>,
+}
+
+impl Default for SellingSettings {
+    /// SPEC §10's example lists, used when the pipeline file has no `[metrics.selling_time]`.
+    fn default() -> Self {
+        let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect();
+        SellingSettings {
+            default: TypeLists {
+                selling: v(&["call", "email", "meeting", "demo"]),
+                non_selling: v(&["note", "crm_update", "admin", "prospecting"]),
+            },
+            roles: BTreeMap::from([(
+                "SDR".to_string(),
+                TypeLists {
+                    selling: v(&["prospecting", "call", "email"]),
+                    non_selling: v(&["note", "crm_update", "admin"]),
+                },
+            )]),
+            working_minutes_per_day: None,
+        }
+    }
+}
+
+/// The category table: `__scope` ("" for defaults, else a lower-case role), `activity_type`
+/// (lower case), `category`. Selling wins when a scope lists a type twice.
+pub fn category_table(s: &SellingSettings) -> PolarsResult<LazyFrame> {
+    let (mut scope, mut types, mut cats) = (Vec::new(), Vec::new(), Vec::new());
+    let scopes = std::iter::once((String::new(), &s.default))
+        .chain(s.roles.iter().map(|(r, l)| (r.to_lowercase(), l)));
+    for (name, lists) in scopes {
+        let mut seen = std::collections::BTreeSet::new();
+        for (list, cat) in [(&lists.selling, SELLING), (&lists.non_selling, NON_SELLING)] {
+            for t in list {
+                if seen.insert(t.to_lowercase()) {
+                    scope.push(name.clone());
+                    types.push(t.to_lowercase());
+                    cats.push(cat);
+                }
+            }
+        }
+    }
+    Ok(df!("__scope" => scope, ACTIVITY_TYPE => types, CATEGORY => cats)?.lazy())
+}
+
+/// Adds `category` to activities with `activity_type` and `role` (both lower case).
+pub fn classify(activities: LazyFrame, categories: LazyFrame) -> LazyFrame {
+    let by_role = categories
+        .clone()
+        .filter(col("__scope").neq(lit("")))
+        .select([
+            col("__scope").alias(ROLE),
+            col(ACTIVITY_TYPE),
+            col(CATEGORY).alias("__role_category"),
+        ]);
+    let by_default = categories.filter(col("__scope").eq(lit(""))).select([
+        col(ACTIVITY_TYPE),
+        col(CATEGORY).alias("__default_category"),
+    ]);
+    activities
+        .join(
+            by_role,
+            [col(ROLE), col(ACTIVITY_TYPE)],
+            [col(ROLE), col(ACTIVITY_TYPE)],
+            JoinArgs::new(JoinType::Left),
+        )
+        .join(
+            by_default,
+            [col(ACTIVITY_TYPE)],
+            [col(ACTIVITY_TYPE)],
+            JoinArgs::new(JoinType::Left),
+        )
+        .with_column(
+            coalesce(&[
+                col("__role_category"),
+                col("__default_category"),
+                lit(UNCLASSIFIED),
+            ])
+            .alias(CATEGORY),
+        )
+        .drop(cols(["__role_category", "__default_category"]))
+}
+
+/// Selling-time rows at all levels.
+///
+/// `activities`: classified (see [`classify`]), with `rep_id`, `date` (reporting time zone),
+/// `duration_minutes`, `category`.
+pub fn selling_time(
+    activities: LazyFrame,
+    segments: LazyFrame,
+    periods: &PeriodFrames,
+    working_minutes_per_day: Option<f64>,
+) -> PolarsResult<LazyFrame> {
+    let logged = activities.filter(col(DURATION_MINUTES).gt(lit(0.0)).fill_null(lit(false)));
+    let events = with_team_on(periods.place(logged, DATE), DATE, segments.clone()).select([
+        col(PERIOD_IDX),
+        col(REP_ID),
+        col(TEAM_ID),
+        col(CATEGORY),
+        col(DURATION_MINUTES),
+    ]);
+    let minutes = |cat: &str| {
+        col(DURATION_MINUTES)
+            .filter(col(CATEGORY).eq(lit(cat)))
+            .sum()
+    };
+    let mut aggs = vec![
+        minutes(SELLING).alias(SELLING_MINUTES),
+        minutes(NON_SELLING).alias(NON_SELLING_MINUTES),
+        minutes(UNCLASSIFIED).alias(UNCLASSIFIED_MINUTES),
+        col(DURATION_MINUTES).sum().alias(TOTAL_MINUTES),
+    ];
+    let events = match working_minutes_per_day {
+        Some(per_day) => {
+            // One capacity row per weekday of the period for each rep with activity in it,
+            // credited to the rep's team that day.
+            let weekdays = periods
+                .days
+                .clone()
+                .filter(col(DATE).dt().weekday().lt_eq(lit(5)));
+            let capacity = events
+                .clone()
+                .select([col(PERIOD_IDX), col(REP_ID)])
+                .unique(None, UniqueKeepStrategy::Any)
+                .join(
+                    weekdays,
+                    [col(PERIOD_IDX)],
+                    [col(PERIOD_IDX)],
+                    JoinArgs::new(JoinType::Inner),
+                );
+            let capacity = with_team_on(capacity, DATE, segments).select([
+                col(PERIOD_IDX),
+                col(REP_ID),
+                col(TEAM_ID),
+                lit(per_day).alias("__capacity"),
+            ]);
+            aggs.push(col("__capacity").sum().alias(CAPACITY_MINUTES));
+            concat_diagonal([events, capacity])?
+        }
+        None => events,
+    };
+    let zero = [
+        SELLING_MINUTES,
+        NON_SELLING_MINUTES,
+        UNCLASSIFIED_MINUTES,
+        TOTAL_MINUTES,
+    ];
+    let rows = by_levels(events, periods, &aggs, &zero)?.with_column(
+        pct(
+            col(SELLING_MINUTES),
+            col(SELLING_MINUTES) + col(NON_SELLING_MINUTES),
+        )
+        .alias(SELLING_TIME_PCT),
+    );
+    Ok(match working_minutes_per_day {
+        Some(_) => rows
+            .with_column(col(CAPACITY_MINUTES).fill_null(lit(0.0)))
+            .with_column(
+                pct(col(SELLING_MINUTES), col(CAPACITY_MINUTES)).alias(SELLING_PCT_OF_CAPACITY),
+            ),
+        None => rows.with_columns([
+            lit(NULL).cast(DataType::Float64).alias(CAPACITY_MINUTES),
+            lit(NULL)
+                .cast(DataType::Float64)
+                .alias(SELLING_PCT_OF_CAPACITY),
+        ]),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calendar::Grain;
+    use crate::metrics::testutil::*;
+    use crate::metrics::{Accepted, MetricId, Settings};
+
+    const COLS: [&str; 10] = [
+        "period",
+        "level",
+        "rep_id",
+        SELLING_MINUTES,
+        NON_SELLING_MINUTES,
+        UNCLASSIFIED_MINUTES,
+        TOTAL_MINUTES,
+        SELLING_TIME_PCT,
+        CAPACITY_MINUTES,
+        SELLING_PCT_OF_CAPACITY,
+    ];
+
+    fn act(
+        id: &'static str,
+        rep: &'static str,
+        kind: &'static str,
+        at: &'static str,
+        minutes: Option<f64>,
+    ) -> ActivityRow<'static> {
+        (id, rep, None, None, kind, "outbound", at, minutes)
+    }
+
+    fn accepted(acts: LazyFrame) -> Accepted {
+        Accepted {
+            reps: Some(reps_with_roles(&[
+                ("AE1", "T1", "AE"),
+                ("SDR1", "T2", "sdr"),
+            ])),
+            reps_have_team: true,
+            reps_have_role: true,
+            activities: Some(acts),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn sdr_and_ae_prospecting_unmapped_type_and_ignored_durations() -> PolarsResult<()> {
+        // Default lists (SPEC §10): prospecting is non-selling, except for SDRs (role matched
+        // case-insensitively). AE1: call 30 + demo 60 selling, prospecting 30 non-selling,
+        // gardening 15 unclassified, a zero and a null duration ignored: 90 / 120 = 75 %.
+        // SDR1: prospecting 40 + note 10 (SDR list) + CRM_Update 10 (default list, case ignored):
+        // 40 / 60 = 66.67 %. Company: 130 / 180 = 72.22 %.
+        let acts = activities(&[
+            act("A1", "AE1", "call", "2024-01-10T10:00:00Z", Some(30.0)),
+            act("A2", "AE1", "demo", "2024-01-10T11:00:00Z", Some(60.0)),
+            act(
+                "A3",
+                "AE1",
+                "prospecting",
+                "2024-01-10T12:00:00Z",
+                Some(30.0),
+            ),
+            act("A4", "AE1", "gardening", "2024-01-10T13:00:00Z", Some(15.0)),
+            act("A5", "AE1", "call", "2024-01-10T14:00:00Z", Some(0.0)),
+            act("A6", "AE1", "call", "2024-01-10T15:00:00Z", None),
+            act(
+                "A7",
+                "SDR1",
+                "prospecting",
+                "2024-01-10T10:00:00Z",
+                Some(40.0),
+            ),
+            act("A8", "SDR1", "note", "2024-01-10T11:00:00Z", Some(10.0)),
+            act(
+                "A9",
+                "SDR1",
+                "CRM_Update",
+                "2024-01-10T12:00:00Z",
+                Some(10.0),
+            ),
+        ]);
+        let p = prepare(accepted(acts), "2024-01-31");
+        let df = p
+            .table(
+                MetricId::SellingTime,
+                &periods(Grain::Month, "2024-01-01", "2024-01-01"),
+            )?
+            .collect()?;
+        assert_eq!(
+            rows(&df, &COLS),
+            [
+                "2024-01|company|-|130.00|50.00|15.00|195.00|72.22|-|-",
+                "2024-01|team|-|90.00|30.00|15.00|135.00|75.00|-|-",
+                "2024-01|team|-|40.00|20.00|0.00|60.00|66.67|-|-",
+                "2024-01|rep|AE1|90.00|30.00|15.00|135.00|75.00|-|-",
+                "2024-01|rep|SDR1|40.00|20.00|0.00|60.00|66.67|-|-",
+            ]
+        );
+        let unmapped = p.unclassified_types()?.expect("activities").collect()?;
+        assert_eq!(rows(&unmapped, &[ACTIVITY_TYPE]), ["gardening"]);
+        Ok(())
+    }
+
+    #[test]
+    fn late_evening_utc_is_the_next_day_in_berlin_and_capacity_counts_weekdays() -> PolarsResult<()>
+    {
+        // 23:30 UTC on Jan 31 is 00:30 on Feb 1 in Berlin: February. With 480 working minutes
+        // a day, February 2024 has 21 weekdays: capacity 10 080, 60 selling minutes = 0.6 %.
+        let acts = activities(&[act("A1", "AE1", "call", "2024-01-31T23:30:00Z", Some(60.0))]);
+        let mut settings = Settings::default();
+        settings.selling.working_minutes_per_day = Some(480.0);
+        let p = prepare_with(
+            accepted(acts),
+            "2024-02-29",
+            chrono_tz::Europe::Berlin,
+            settings,
+        );
+        let df = p
+            .table(
+                MetricId::SellingTime,
+                &periods(Grain::Month, "2024-01-01", "2024-02-01"),
+            )?
+            .collect()?;
+        assert_eq!(
+            rows(&df, &COLS),
+            [
+                "2024-01|company|-|0.00|0.00|0.00|0.00|-|0.00|-",
+                "2024-02|company|-|60.00|0.00|0.00|60.00|100.00|10080.00|0.60",
+                "2024-02|team|-|60.00|0.00|0.00|60.00|100.00|10080.00|0.60",
+                "2024-02|rep|AE1|60.00|0.00|0.00|60.00|100.00|10080.00|0.60",
+            ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_type_in_both_lists_is_selling() -> PolarsResult<()> {
+        let s = SellingSettings {
+            default: TypeLists {
+                selling: vec!["call".into()],
+                non_selling: vec!["call".into(), "note".into()],
+            },
+            roles: Default::default(),
+            working_minutes_per_day: None,
+        };
+        let t = category_table(&s)?.collect()?;
+        assert_eq!(
+            sorted_rows(&t, &["__scope", ACTIVITY_TYPE, CATEGORY]),
+            ["|call|selling", "|note|non_selling"]
+        );
+        Ok(())
+    }
+}
