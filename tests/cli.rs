@@ -10,8 +10,12 @@ use crate::common::*;
 #[test]
 fn sample_run_writes_hand_checked_figures() {
     let sb = Sandbox::new();
-    let out = sb.run(&[]).assert().success().get_output().stdout.clone();
-    let summary: serde_json::Value = serde_json::from_slice(&out).expect("one JSON line on stdout");
+    let output = sb.run(&[]).assert().success().get_output().clone();
+    let summary: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("one JSON line on stdout");
+    // One warning per unmapped activity type, however many grains and rows use it.
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.matches("gardening").count(), 1, "{stderr}");
     assert_eq!(summary["status"], "succeeded");
     assert_eq!(
         summary["partitions"].as_array().unwrap().len(),
