@@ -71,6 +71,12 @@ pub struct ValidateArgs {
     /// Evaluate the data as of this day. Default: today.
     #[arg(long)]
     pub as_of: Option<String>,
+    /// Also write the rejected rows to <output>/_rejects/ (nothing else is written).
+    #[arg(long)]
+    pub write_rejects: bool,
+    /// Output location for --write-rejects. Default: the pipeline's [output] uri.
+    #[arg(long)]
+    pub output: Option<String>,
 }
 
 impl From<ValidateArgs> for RunArgs {
@@ -78,6 +84,7 @@ impl From<ValidateArgs> for RunArgs {
         RunArgs {
             pipeline: v.pipeline,
             as_of: v.as_of,
+            output: v.output,
             ..RunArgs::default()
         }
     }

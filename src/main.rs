@@ -34,14 +34,14 @@ fn main() {
 
 fn real_main(cli: Cli) -> anyhow::Result<()> {
     let now = Utc::now();
+    let run_id = format!(
+        "{}-{:08x}",
+        now.format("%Y%m%dT%H%M%SZ"),
+        std::process::id() ^ now.timestamp_subsec_nanos()
+    );
     match cli.command {
         Command::Run(args) => {
             let plan = plan(args)?;
-            let run_id = format!(
-                "{}-{:08x}",
-                now.format("%Y%m%dT%H%M%SZ"),
-                std::process::id() ^ now.timestamp_subsec_nanos()
-            );
             let summary = run::run(&plan, &run_id, now)?;
             if plan.dry_run {
                 println!("dry run: nothing written. inputs:");
@@ -53,13 +53,18 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 for p in &summary.partitions {
                     println!("  {}", p.path);
                 }
-            } else {
-                println!("{}", serde_json::to_string(&summary)?);
+                return Ok(());
+            }
+            // The summary goes to stdout whatever the outcome, for Airflow's logs and XCom.
+            println!("{}", serde_json::to_string(&summary)?);
+            if let Some(err) = run::reject_limit_error(&summary.inputs) {
+                return Err(err.into());
             }
         }
         Command::Validate(args) => {
+            let write_rejects = args.write_rejects;
             let plan = plan(args.into())?;
-            let reports = run::validate(&plan)?;
+            let reports = run::validate(&plan, write_rejects.then_some(run_id.as_str()))?;
             println!(
                 "{:<18} {:>10} {:>10} {:>10}  reasons",
                 "table", "read", "accepted", "rejected"

@@ -15,8 +15,8 @@ use tracing::{debug, info, info_span, warn};
 
 use crate::calendar::{Grain, Period};
 use crate::columns::{
-    CLOSED_DATE, CREATED_AT, CREATED_DATE, DATE, LIST_AMOUNT, REJECT_REASON, REP_ID, ROLE, TEAM_ID,
-    TEAM_NAME, Table,
+    CLOSED_DATE, CREATED_AT, CREATED_DATE, DATE, LIST_AMOUNT, REP_ID, ROLE, TEAM_ID, TEAM_NAME,
+    Table,
 };
 use crate::config::plan::RunPlan;
 use crate::error::Error;
@@ -99,8 +99,7 @@ pub fn load(plan: &RunPlan) -> Result<Loaded> {
         .accepted()
         .select([col(REP_ID)])
         .collect()
-        .map_err(anyhow::Error::from)
-        .with_context(|| format!("reading reps from {}", reps.uri))?
+        .map_err(|e| read_error(&reps, e))?
         .column(REP_ID)?
         .as_materialized_series()
         .clone();
@@ -138,43 +137,120 @@ pub fn load(plan: &RunPlan) -> Result<Loaded> {
     Ok(Loaded { inputs, accepted })
 }
 
-/// Counts rows per reject reason for every input (one pass over each).
+/// Profiles every input in one pass each: rows per reject reason, and parse failures per
+/// column. A column where most values do not parse is a configuration problem (a wrong
+/// `date_format`, a day-first export read month-first), not bad rows: that fails with exit 2
+/// and says which setting to change, instead of rejecting every row.
 pub fn check(plan: &RunPlan, loaded: &Loaded) -> Result<Vec<InputReport>> {
     let mut reports = Vec::new();
     for input in &loaded.inputs {
-        let counts = input
-            .reason_counts()
+        let src = &plan.inputs[&input.table];
+        let df = input
+            .profile()
             .collect()
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("{}: reading {}", input.table, input.uri))?;
-        let reasons = counts.column(REJECT_REASON)?.str()?.clone();
-        let rows = counts.column("rows")?.i64()?.clone();
+            .map_err(|e| read_error(input, e))?;
+        let int = |name: &str| -> Result<u64> {
+            Ok(df.column(name)?.i64()?.get(0).unwrap_or(0).max(0) as u64)
+        };
+        for p in &input.parsed {
+            let failed = int(&format!("__failed_{}", p.canonical))?;
+            let nonnull = int(&format!("__nonnull_{}", p.canonical))?;
+            if failed >= 2 && failed * 2 > nonnull {
+                let sample = df
+                    .column(&format!("__sample_{}", p.canonical))?
+                    .str()?
+                    .get(0)
+                    .unwrap_or_default()
+                    .to_string();
+                return Err(parse_error(input, src, p, failed, nonnull, &sample).into());
+            }
+        }
         let mut report = InputReport {
             table: input.table.name().into(),
             uri: input.uri.clone(),
-            rows_read: 0,
+            rows_read: int("__rows")?,
             rows_accepted: 0,
             rows_rejected: 0,
             rejected_by_reason: BTreeMap::new(),
-            max_reject_fraction: plan.inputs[&input.table].max_reject_fraction,
+            max_reject_fraction: src.max_reject_fraction,
         };
-        for (reason, n) in reasons.iter().zip(rows.iter()) {
-            let n = n.unwrap_or(0) as u64;
-            report.rows_read += n;
-            match reason {
-                None => report.rows_accepted += n,
-                Some(r) => {
-                    report.rows_rejected += n;
-                    report.rejected_by_reason.insert(r.to_string(), n);
-                }
+        for r in crate::io::scan::REASONS {
+            let n = int(&format!("__reason_{r}"))?;
+            if n > 0 {
+                report.rows_rejected += n;
+                report.rejected_by_reason.insert(r.to_string(), n);
             }
         }
+        report.rows_accepted = report.rows_read - report.rows_rejected;
         if report.rows_rejected > 0 {
             warn!(table = %report.table, rejected = report.rows_rejected, reasons = ?report.rejected_by_reason, "rows rejected");
         }
         reports.push(report);
     }
     Ok(reports)
+}
+
+/// A read failure with the likely cause named. A file that cannot be parsed (bad encoding,
+/// broken quoting, ragged rows) is bad input, exit 2; an I/O failure may pass on retry, exit 1.
+fn read_error(input: &Input, e: PolarsError) -> anyhow::Error {
+    let msg = e.to_string();
+    if matches!(e, PolarsError::IO { .. }) {
+        return anyhow::Error::from(e).context(format!("{}: reading {}", input.table, input.uri));
+    }
+    let hint = if msg.to_lowercase().contains("utf-8") || msg.to_lowercase().contains("utf8") {
+        "re-export it as UTF-8 (Latin-1 or Windows-1252 exports need converting)"
+    } else {
+        "check the delimiter and quoting ([inputs.<table>.csv]) or re-export the file"
+    };
+    Error::config(format!(
+        "{}: cannot parse {}: {msg}; {hint}",
+        input.table, input.uri
+    ))
+    .into()
+}
+
+fn parse_error(
+    input: &Input,
+    src: &crate::config::plan::InputSource,
+    p: &crate::io::scan::Parsed,
+    failed: u64,
+    nonnull: u64,
+    sample: &str,
+) -> Error {
+    use crate::columns::Kind;
+    let table = input.table;
+    let (what, fix) = match p.kind {
+        Kind::Date | Kind::DateOrTimestamp => (
+            "a date",
+            format!(
+                "set [inputs.{table}.csv] date_format (chrono syntax, e.g. \"%d/%m/%Y\"; now {})",
+                src.csv
+                    .date_format
+                    .as_deref()
+                    .map(|f| format!("`{f}`"))
+                    .unwrap_or_else(|| "ISO 8601".into())
+            ),
+        ),
+        Kind::Timestamp => (
+            "a timestamp",
+            format!(
+                "set [inputs.{table}.csv] timestamp_format or date_format (chrono syntax, e.g. \"%d/%m/%Y %H:%M\"; now {})",
+                src.csv
+                    .timestamp_format
+                    .as_deref()
+                    .map(|f| format!("`{f}`"))
+                    .unwrap_or_else(|| "ISO 8601".into())
+            ),
+        ),
+        _ => (
+            "a number",
+            "remove currency symbols and thousands separators from the export".to_string(),
+        ),
+    };
+    Error::config(format!(
+        "{table}: {failed} of {nonnull} values of `{}` (source column `{}`) in {} do not parse as {what}, e.g. `{sample}`; {fix}",
+        p.canonical, p.source, input.uri
+    ))
 }
 
 /// The first input over its reject limit, as the error the run fails with.
@@ -260,6 +336,11 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
 
     let t = Instant::now();
     let loaded = load(plan)?;
+    // Checked before anything else reads the data, so a file polars cannot parse is reported
+    // as bad input (exit 2) with its name, whatever stage would have read it first.
+    summary.inputs = check(plan, &loaded)?;
+    timings.insert("check_inputs".to_string(), t.elapsed().as_millis());
+    let t = Instant::now();
     let prepared = Prepared::new(
         &loaded.accepted,
         plan.as_of,
@@ -306,10 +387,6 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
         return Ok(summary);
     }
 
-    let t = Instant::now();
-    summary.inputs = check(plan, &loaded)?;
-    timings.insert("check_inputs".to_string(), t.elapsed().as_millis());
-
     let mut outputs: Vec<Partition> = Vec::new();
     if reject_limit_error(&summary.inputs).is_none() {
         if plan
@@ -354,23 +431,13 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
 
     // Rejects are written even when the run fails on them: they say what to fix.
     let t = Instant::now();
-    for input in &loaded.inputs {
-        let report = summary
-            .inputs
-            .iter()
-            .find(|r| r.table == input.table.name());
-        if report.is_some_and(|r| r.rows_rejected > 0) {
-            let mut df = input.rejected().collect()?;
-            let bytes = sink::parquet_bytes(&mut df)?;
-            let rel = format!("_rejects/{}/run={run_id}/part-0.parquet", input.table);
-            plan.output.put_atomic(&rel, &bytes, run_id)?;
-        }
-    }
-    if let Some(err) = reject_limit_error(&summary.inputs) {
+    write_rejects(plan, &loaded, &summary.inputs, run_id)?;
+    if reject_limit_error(&summary.inputs).is_some() {
+        // The caller reports the failure (exit 3) after printing this summary.
         summary.status = "failed_rejects".into();
         summary.timings_ms = timings;
         write_manifest(plan, &mut summary)?;
-        return Err(err.into());
+        return Ok(summary);
     }
 
     for p in &outputs {
@@ -422,7 +489,28 @@ fn write_manifest(plan: &RunPlan, summary: &mut RunSummary) -> Result<()> {
 }
 
 /// `validate`: scan and check every input, write nothing.
-pub fn validate(plan: &RunPlan) -> Result<Vec<InputReport>> {
+/// Writes `_rejects/<table>/run=<run_id>/part-0.parquet` for every input with rejected rows.
+fn write_rejects(
+    plan: &RunPlan,
+    loaded: &Loaded,
+    reports: &[InputReport],
+    run_id: &str,
+) -> Result<()> {
+    for input in &loaded.inputs {
+        let report = reports.iter().find(|r| r.table == input.table.name());
+        if report.is_some_and(|r| r.rows_rejected > 0) {
+            let mut df = input.rejected()?.collect()?;
+            let bytes = sink::parquet_bytes(&mut df)?;
+            let rel = format!("_rejects/{}/run={run_id}/part-0.parquet", input.table);
+            plan.output.put_atomic(&rel, &bytes, run_id)?;
+        }
+    }
+    Ok(())
+}
+
+/// `validate`: scan and check every input; write nothing, or only the rejects when
+/// `rejects_run_id` is given.
+pub fn validate(plan: &RunPlan, rejects_run_id: Option<&str>) -> Result<Vec<InputReport>> {
     let loaded = load(plan)?;
     // Build the metric inputs too, so schema problems they would hit show up here.
     Prepared::new(
@@ -432,5 +520,9 @@ pub fn validate(plan: &RunPlan) -> Result<Vec<InputReport>> {
         plan.calendar,
         plan.settings.clone(),
     )?;
-    check(plan, &loaded)
+    let reports = check(plan, &loaded)?;
+    if let Some(run_id) = rejects_run_id {
+        write_rejects(plan, &loaded, &reports, run_id)?;
+    }
+    Ok(reports)
 }

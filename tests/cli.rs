@@ -233,14 +233,7 @@ fn period_backfill_replaces_only_its_partitions() {
     sb.run(&[]).assert().success();
     let before = snapshot(&sb.output());
     std::thread::sleep(Duration::from_millis(1100));
-    let out = sb
-        .run(&["--period", "2024-03"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let summary: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let summary = sb.summary(&["--period", "2024-03"]);
     assert_eq!(summary["grains"], serde_json::json!(["month"]));
     let after = snapshot(&sb.output());
     let mut changed: Vec<&String> = after
@@ -295,10 +288,7 @@ fn backfill_range_and_extra_grain() {
 #[test]
 fn missing_column_exits_2_naming_it_and_writes_nothing() {
     let sb = Sandbox::new();
-    let deals = std::fs::read_to_string(sb.data("deals.csv"))
-        .unwrap()
-        .replacen("stage", "phase", 1);
-    std::fs::write(sb.data("deals.csv"), deals).unwrap();
+    sb.edit(&sb.data("deals.csv"), |t| t.replacen("stage", "phase", 1));
     sb.run(&[])
         .assert()
         .code(2)
@@ -320,10 +310,7 @@ fn config_errors_exit_2() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("`win_rate` is not a known metric"));
-    let text = std::fs::read_to_string(sb.pipeline())
-        .unwrap()
-        .replace("grains =", "grain =");
-    std::fs::write(sb.pipeline(), text).unwrap();
+    sb.edit(&sb.pipeline(), |t| t.replace("grains =", "grain ="));
     sb.run(&[])
         .assert()
         .code(2)
@@ -379,10 +366,9 @@ fn too_many_rejects_exit_3_and_publish_no_partition() {
         Some("D99")
     );
     // With a looser limit the run succeeds and still writes the rejects.
-    let text = std::fs::read_to_string(sb.pipeline())
-        .unwrap()
-        .replace("max_reject_fraction = 0.01", "max_reject_fraction = 0.1");
-    std::fs::write(sb.pipeline(), text).unwrap();
+    sb.edit(&sb.pipeline(), |t| {
+        t.replace("max_reject_fraction = 0.01", "max_reject_fraction = 0.1")
+    });
     sb.run(&[]).assert().success();
 }
 
@@ -431,16 +417,14 @@ fn json_logs_on_stderr() {
 #[test]
 fn fiscal_year_labels_in_partition_paths() {
     let sb = Sandbox::new();
-    let text = std::fs::read_to_string(sb.pipeline())
-        .unwrap()
-        .replace("fiscal_year_start_month = 1", "fiscal_year_start_month = 2")
-        .replace(
-            "grains = [\"month\", \"quarter\"]",
-            "grains = [\"quarter\", \"year\"]",
-        );
-    std::fs::write(sb.pipeline(), text).unwrap();
-    let out = sb.run(&[]).assert().success().get_output().stdout.clone();
-    let summary: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    sb.edit(&sb.pipeline(), |t| {
+        t.replace("fiscal_year_start_month = 1", "fiscal_year_start_month = 2")
+            .replace(
+                "grains = [\"month\", \"quarter\"]",
+                "grains = [\"quarter\", \"year\"]",
+            )
+    });
+    let summary = sb.summary(&[]);
     // Jan 2024 is the last month of FY2024 (Feb 2023 – Jan 2024).
     assert_eq!(
         summary["periods"]["quarter"],
@@ -540,10 +524,7 @@ fn typed_parquet_input_gives_the_same_rows_as_csv() {
     );
     let file = std::fs::File::create(sb.data("deals.parquet")).unwrap();
     ParquetWriter::new(file).finish(&mut df).unwrap();
-    let text = std::fs::read_to_string(sb.pipeline())
-        .unwrap()
-        .replace("deals.csv", "deals.parquet");
-    std::fs::write(sb.pipeline(), text).unwrap();
+    sb.edit(&sb.pipeline(), |t| t.replace("deals.csv", "deals.parquet"));
     let pq_out = sb.dir.path().join("from_parquet");
     sb.run(&["--output", pq_out.to_str().unwrap()])
         .assert()
@@ -574,19 +555,11 @@ fn glob_over_split_files_gives_the_same_rows() {
     )
     .unwrap();
     std::fs::remove_file(sb.data("deals.csv")).unwrap();
-    let pipeline = std::fs::read_to_string(sb.pipeline())
-        .unwrap()
-        .replace("deals.csv", "deals_part*.csv");
-    std::fs::write(sb.pipeline(), pipeline).unwrap();
+    sb.edit(&sb.pipeline(), |t| {
+        t.replace("deals.csv", "deals_part*.csv")
+    });
     let glob_out = sb.dir.path().join("glob");
-    let out = sb
-        .run(&["--output", glob_out.to_str().unwrap()])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let summary: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let summary = sb.summary(&["--output", glob_out.to_str().unwrap()]);
     assert_eq!(summary["inputs"][4]["rows_read"], 16);
     assert_same_tables(&one_out, &glob_out);
 }

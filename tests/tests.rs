@@ -2,5 +2,7 @@
 //! One integration-test binary (`autotests = false`): every module here runs the real
 //! `sales-metrics` binary on files and reads the Parquet it wrote back.
 
+mod bad_input;
 mod cli;
 mod common;
+mod props;

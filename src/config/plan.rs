@@ -41,6 +41,10 @@ pub enum Format {
 pub struct StatusMap {
     pub won: Vec<String>,
     pub lost: Vec<String>,
+    /// Values that mean "open"; only consulted when `strict`.
+    pub open: Vec<String>,
+    /// A value in none of the lists is a rejected row (`unknown_status`), not an open deal.
+    pub strict: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -426,6 +430,8 @@ fn resolve_status_map(m: &StatusMapSpec) -> StatusMap {
     StatusMap {
         won: m.won.clone(),
         lost: m.lost.clone(),
+        open: m.open.clone(),
+        strict: m.strict.unwrap_or(false),
     }
 }
 

@@ -74,6 +74,8 @@ pub struct StatusMapSpec {
     pub lost: Vec<String>,
     #[serde(default)]
     pub open: Vec<String>,
+    /// Reject rows whose status is in none of won/lost/open (default: anything else is open).
+    pub strict: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

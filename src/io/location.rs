@@ -87,6 +87,7 @@ impl Location {
                 fs_err::write(&tmp, bytes).map_err(storage)?;
                 // rename(2) within one directory replaces the old file atomically.
                 fs_err::rename(&tmp, &target).map_err(storage)?;
+                remove_stale_temps(dir, &name);
                 Ok(())
             }
         }
@@ -95,4 +96,19 @@ impl Location {
 
 fn storage(e: std::io::Error) -> Error {
     Error::Storage(e.to_string())
+}
+
+/// Removes `.<name>.<run>.tmp` files left in `dir` by runs that were killed mid-write. Hive
+/// readers skip them anyway (leading `.`); this keeps the tree clean. Best effort.
+fn remove_stale_temps(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.");
+    let Ok(entries) = fs_err::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if file.starts_with(&prefix) && file.ends_with(".tmp") {
+            let _ = fs_err::remove_file(entry.path());
+        }
+    }
 }

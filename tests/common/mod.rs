@@ -49,6 +49,24 @@ impl Sandbox {
         self.dir.path().join("output")
     }
 
+    /// Runs with `args`, expects success and returns the stdout JSON summary.
+    pub fn summary(&self, args: &[&str]) -> serde_json::Value {
+        let out = self
+            .run(args)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        serde_json::from_slice(&out).expect("one JSON line on stdout")
+    }
+
+    /// Rewrites a text file of the sandbox (the pipeline, or a data file).
+    pub fn edit(&self, path: &Path, f: impl FnOnce(String) -> String) {
+        let text = std::fs::read_to_string(path).expect("sandbox file");
+        std::fs::write(path, f(text)).expect("sandbox file");
+    }
+
     /// `sales-metrics run --pipeline <sandbox> --as-of AS_OF` plus `args`.
     pub fn run(&self, args: &[&str]) -> Command {
         let mut cmd = bin();
