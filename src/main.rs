@@ -46,7 +46,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             if plan.dry_run {
                 println!("dry run: nothing written. inputs:");
                 for (t, src) in &plan.inputs {
-                    println!("  {t}: {}", src.location.display());
+                    println!("  {t}: {}", src.uri());
                 }
                 println!("periods: {:?}", summary.periods);
                 println!("partitions that would be replaced:");

@@ -55,17 +55,58 @@ pub struct CsvOptions {
     pub null_values: Vec<String>,
 }
 
-/// One input table, resolved: absolute location, format, column mapping.
+/// A file (or glob) and its format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileSource {
+    pub location: Location,
+    pub format: Format,
+}
+
+/// A named raw file that SQL inputs query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawSource {
+    pub name: String,
+    pub file: FileSource,
+    pub csv: CsvOptions,
+}
+
+/// Where an input's rows come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Origin {
+    File(FileSource),
+    /// A polars SQL query over the pipeline's raw sources.
+    Sql {
+        query: String,
+        sources: Vec<RawSource>,
+    },
+}
+
+/// One input table, resolved: where it comes from, column mapping, parsing and limits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InputSource {
     pub table: Table,
-    pub location: Location,
-    pub format: Format,
+    pub origin: Origin,
     /// canonical name -> source column name, for every canonical column of the table.
     pub columns: BTreeMap<&'static str, String>,
     pub csv: CsvOptions,
     pub status_map: Option<StatusMap>,
     pub max_reject_fraction: f64,
+    /// Quotas with `quota_grain`: `period_end` is the end of this grain's period holding
+    /// `period_start` (in the pipeline's calendar) when the source has no `period_end`.
+    pub period_end_from: Option<(Grain, Calendar)>,
+}
+
+impl InputSource {
+    /// Where the rows come from, as a user wrote it (a path, or `sql: <query>`).
+    pub fn uri(&self) -> String {
+        match &self.origin {
+            Origin::File(f) => f.location.display(),
+            Origin::Sql { query, .. } => format!(
+                "sql: {}",
+                query.split_whitespace().collect::<Vec<_>>().join(" ")
+            ),
+        }
+    }
 }
 
 /// Everything a run needs, resolved.
@@ -121,10 +162,24 @@ impl RunPlan {
         let default_max = p.max_reject_fraction.unwrap_or(DEFAULT_MAX_REJECT_FRACTION);
         check_fraction(default_max, "[pipeline] max_reject_fraction")?;
 
+        let mut sources = Vec::new();
+        for (name, src) in &spec.sources {
+            sources.push(RawSource {
+                name: name.clone(),
+                file: resolve_file(
+                    &format!("[sources.{name}]"),
+                    &src.uri,
+                    src.format.as_deref(),
+                    &base,
+                )?,
+                csv: resolve_csv(&format!("[sources.{name}.csv]"), src.csv.as_ref())?,
+            });
+        }
         let mut inputs = BTreeMap::new();
         for table in Table::ALL {
             if let Some(input) = spec.input(table) {
-                inputs.insert(table, resolve_input(table, input, &base, default_max)?);
+                let src = resolve_input(table, input, &sources, calendar, &base, default_max)?;
+                inputs.insert(table, src);
             }
         }
 
@@ -330,23 +385,24 @@ fn resolve_window(
     Ok((grains, window))
 }
 
-fn resolve_input(
-    table: Table,
-    spec: &InputSpec,
+/// A file location and its format (from `format`, else the extension).
+fn resolve_file(
+    what: &str,
+    uri: &str,
+    format: Option<&str>,
     base: &Path,
-    default_max: f64,
-) -> Result<InputSource, Error> {
-    let location = Location::parse(&spec.uri, base)?;
-    let format = match spec.format.as_deref() {
+) -> Result<FileSource, Error> {
+    let location = Location::parse(uri, base)?;
+    let format = match format {
         Some("csv") => Format::Csv,
         Some("parquet") => Format::Parquet,
         Some(other) => {
             return Err(Error::config(format!(
-                "{table}: format `{other}` is not csv or parquet"
+                "{what}: format `{other}` is not csv or parquet"
             )));
         }
         None => {
-            let lower = spec.uri.to_ascii_lowercase();
+            let lower = uri.to_ascii_lowercase();
             if lower.ends_with(".parquet") || lower.ends_with(".pq") {
                 Format::Parquet
             } else if lower.ends_with(".csv") || lower.ends_with(".txt") || lower.ends_with(".tsv")
@@ -354,11 +410,52 @@ fn resolve_input(
                 Format::Csv
             } else {
                 return Err(Error::config(format!(
-                    "{table}: cannot tell the format of `{}` from its extension; set format = \"csv\" or \"parquet\"",
-                    spec.uri
+                    "{what}: cannot tell the format of `{uri}` from its extension; set format = \"csv\" or \"parquet\""
                 )));
             }
         }
+    };
+    Ok(FileSource { location, format })
+}
+
+fn resolve_input(
+    table: Table,
+    spec: &InputSpec,
+    sources: &[RawSource],
+    calendar: Calendar,
+    base: &Path,
+    default_max: f64,
+) -> Result<InputSource, Error> {
+    let origin = match (&spec.uri, &spec.sql) {
+        (Some(uri), None) => Origin::File(resolve_file(
+            table.name(),
+            uri,
+            spec.format.as_deref(),
+            base,
+        )?),
+        (None, Some(query)) => Origin::Sql {
+            query: query.clone(),
+            sources: sources.to_vec(),
+        },
+        (Some(_), Some(_)) => {
+            return Err(Error::config(format!(
+                "[inputs.{table}] has both `uri` and `sql`; keep one"
+            )));
+        }
+        (None, None) => {
+            return Err(Error::config(format!(
+                "[inputs.{table}] needs `uri` (a file) or `sql` (a query over [sources.*])"
+            )));
+        }
+    };
+    let period_end_from = match (&spec.quota_grain, table) {
+        (Some(g), Table::Quotas) => Some((Grain::parse(g)?, calendar)),
+        (Some(_), _) => {
+            return Err(Error::config(format!(
+                "{table}: quota_grain only applies to quotas"
+            )));
+        }
+        (None, _) => None,
     };
     let defs = table.columns();
     for canonical in spec.columns.keys() {
@@ -372,18 +469,19 @@ fn resolve_input(
     }
     let mut columns = BTreeMap::new();
     for d in defs {
+        let filled = period_end_from.is_some() && d.name == "period_end";
         match spec.columns.get(d.name) {
             Some(src) => {
                 columns.insert(d.name, src.clone());
             }
-            None if d.need != Need::Optional => {
+            None if d.need != Need::Optional && !filled => {
                 columns.insert(d.name, d.name.to_string());
             }
             // Optional and not mapped: used only if the source has a column of that name.
             None => {}
         }
     }
-    let csv = resolve_csv(table, spec.csv.as_ref())?;
+    let csv = resolve_csv(&format!("[inputs.{table}.csv]"), spec.csv.as_ref())?;
     let status_map = match (&spec.status_map, table) {
         (Some(m), Table::Deals) => Some(resolve_status_map(m)),
         (Some(_), _) => {
@@ -397,16 +495,16 @@ fn resolve_input(
     check_fraction(max, &format!("[inputs.{table}] max_reject_fraction"))?;
     Ok(InputSource {
         table,
-        location,
-        format,
+        origin,
         columns,
         csv,
         status_map,
         max_reject_fraction: max,
+        period_end_from,
     })
 }
 
-fn resolve_csv(table: Table, spec: Option<&CsvSpec>) -> Result<CsvOptions, Error> {
+fn resolve_csv(section: &str, spec: Option<&CsvSpec>) -> Result<CsvOptions, Error> {
     let spec = spec.cloned().unwrap_or_default();
     let delimiter = match spec.delimiter.as_deref() {
         None => b',',
@@ -414,7 +512,7 @@ fn resolve_csv(table: Table, spec: Option<&CsvSpec>) -> Result<CsvOptions, Error
         Some(d) if d.len() == 1 => d.as_bytes()[0],
         Some(d) => {
             return Err(Error::config(format!(
-                "[inputs.{table}.csv] delimiter `{d}` must be a single ASCII character"
+                "{section} delimiter `{d}` must be a single ASCII character"
             )));
         }
     };
@@ -506,10 +604,15 @@ uri = "out"
     fn relative_paths_resolve_against_the_pipeline_file() {
         let p = plan(RunArgs::default(), MINIMAL).unwrap();
         assert_eq!(
-            p.inputs[&Table::Reps].location,
-            Location::Local("/p/pipelines/reps.csv".into())
+            p.inputs[&Table::Reps].origin,
+            Origin::File(FileSource {
+                location: Location::Local("/p/pipelines/reps.csv".into()),
+                format: Format::Csv
+            })
         );
-        assert_eq!(p.inputs[&Table::Quotas].format, Format::Parquet);
+        assert!(
+            matches!(&p.inputs[&Table::Quotas].origin, Origin::File(f) if f.format == Format::Parquet)
+        );
         assert_eq!(p.output, Location::Local("/p/pipelines/out".into()));
         assert_eq!(p.as_of, NaiveDate::from_ymd_opt(2024, 5, 10).unwrap());
         assert_eq!(p.window, Window::Auto);
@@ -618,22 +721,26 @@ uri = "out"
 
     #[test]
     fn every_shipped_pipeline_plans() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "toml") {
-                let text = fs_err::read_to_string(&path).unwrap();
-                let now = Utc::now();
-                RunPlan::from_parts(
-                    RunArgs::default(),
-                    &path,
-                    &text,
-                    &dir,
-                    &|_| Some("x".into()),
-                    now,
-                )
-                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+        let mut planned = 0;
+        for dir in [root.clone(), root.join("examples")] {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "toml") {
+                    let text = fs_err::read_to_string(&path).unwrap();
+                    RunPlan::from_parts(
+                        RunArgs::default(),
+                        &path,
+                        &text,
+                        &dir,
+                        &|_| Some("x".into()),
+                        Utc::now(),
+                    )
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                    planned += 1;
+                }
             }
         }
+        assert_eq!(planned, 4, "sample + three examples");
     }
 }

@@ -11,6 +11,9 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct PipelineSpec {
     pub pipeline: PipelineSection,
+    /// Raw files that `sql` inputs query by name.
+    #[serde(default)]
+    pub sources: BTreeMap<String, SourceSpec>,
     #[serde(default)]
     pub inputs: InputsSection,
     #[serde(default)]
@@ -44,11 +47,25 @@ pub struct InputsSection {
     pub activities: Option<InputSpec>,
 }
 
+/// A raw file for SQL-derived inputs: read with its own dialect, types inferred.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    pub uri: String,
+    pub format: Option<String>,
+    pub csv: Option<CsvSpec>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputSpec {
-    pub uri: String,
+    /// A file (path or glob); or leave it out and give `sql`.
+    pub uri: Option<String>,
+    /// A polars SQL query over `[sources.*]`, whose result is the input.
+    pub sql: Option<String>,
     pub format: Option<String>,
+    /// Quotas only: quota rows are months/quarters/... named by `period_start`; fills `period_end`.
+    pub quota_grain: Option<String>,
     #[serde(default)]
     pub columns: BTreeMap<String, String>,
     pub csv: Option<CsvSpec>,
@@ -207,7 +224,10 @@ mod tests {
             &env,
         )
         .unwrap();
-        assert_eq!(spec.inputs.reps.unwrap().uri, "/srv/crm/reps.csv");
+        assert_eq!(
+            spec.inputs.reps.unwrap().uri.as_deref(),
+            Some("/srv/crm/reps.csv")
+        );
         let err = PipelineSpec::parse("[pipeline]\nname = \"${NOPE}\"\n", &no_env).unwrap_err();
         assert!(err.contains("`NOPE`"), "{err}");
     }

@@ -10,8 +10,11 @@ use anyhow::Result;
 use chrono_tz::Tz;
 use polars::prelude::*;
 
+use crate::calendar::{Calendar, Grain};
 use crate::columns::{ColumnDef, Kind, Need, REJECT_REASON, SOURCE_ROW, Table};
-use crate::config::plan::{CsvOptions, Format, InputSource, StatusMap};
+use crate::config::plan::{
+    CsvOptions, FileSource, Format, InputSource, Origin, RawSource, StatusMap,
+};
 use crate::error::Error;
 
 /// Reasons a row is rejected, in the order SPEC §11 checks them (first match wins).
@@ -46,7 +49,8 @@ pub struct Input {
     pub canonical: Vec<&'static str>,
     /// Columns parsed from text into dates, instants or numbers (for the parse profile).
     pub parsed: Vec<Parsed>,
-    pub format: Format,
+    /// Read from CSV files (rejects then carry `source_line`).
+    pub csv_file: bool,
     checked: LazyFrame,
 }
 
@@ -97,7 +101,7 @@ impl Input {
         cols.push(col(REJECT_REASON));
         cols.push(col(SOURCE_FILE).cast(DataType::String).alias("source_file"));
         cols.push(file_row.clone().alias(SOURCE_ROW));
-        if self.format == Format::Csv {
+        if self.csv_file {
             cols.push((file_row + lit(1i64)).alias("source_line"));
         }
         Ok(self
@@ -146,32 +150,19 @@ pub fn scan_input(
     require: &[&str],
 ) -> Result<Input> {
     let table = src.table;
-    let uri = src.location.display();
-    let files = src.location.expand()?;
-    if src.format == Format::Csv {
-        for f in files.iter().take(16) {
-            sniff_encoding(table, f)?;
-        }
-    }
-    if files.is_empty() {
-        return Err(Error::MissingInput {
-            table: table.name().into(),
-            uri,
-        }
-        .into());
-    }
-    let mut raw = scan_raw(src, &uri)?;
+    let uri = src.uri();
+    let (mut raw, csv_file) = match &src.origin {
+        Origin::File(f) => (
+            scan_file(table.name(), f, &src.csv, true)?,
+            f.format == Format::Csv,
+        ),
+        Origin::Sql { query, sources } => (scan_sql(table, query, sources)?, false),
+    };
     let schema = raw
         .collect_schema()
         .map_err(|e| Error::config(format!("{table}: cannot read {uri}: {e}")))?;
-    let markers: Vec<&String> = src
-        .csv
-        .null_values
-        .iter()
-        .filter(|v| !v.is_empty())
-        .collect();
-    let raw = if src.format == Format::Csv && !markers.is_empty() {
-        null_markers(raw, &schema, &markers)
+    let raw = if csv_file {
+        null_markers(raw, &schema, &src.csv)
     } else {
         raw
     };
@@ -189,7 +180,11 @@ pub fn scan_input(
         let mapped = src.columns.get(def.name);
         let source_col = mapped.map(String::as_str).unwrap_or(def.name);
         let present = schema.get(source_col);
-        let needed = def.need != Need::Optional || mapped.is_some() || require.contains(&def.name);
+        // With quota_grain, a missing period_end is filled from period_start below.
+        let filled = src.period_end_from.is_some() && def.name == "period_end";
+        let needed = (def.need != Need::Optional && !filled)
+            || mapped.is_some()
+            || require.contains(&def.name);
         let Some(dtype) = present else {
             if needed {
                 return Err(Error::InputSchema {
@@ -249,9 +244,14 @@ pub fn scan_input(
         );
     }
 
-    let mut checked = raw
-        .with_columns(typed)
-        .with_column(reasons.build().alias(REJECT_REASON));
+    let mut checked = raw.with_columns(typed);
+    if let Some((grain, calendar)) = src.period_end_from
+        && !canonical.contains(&"period_end")
+    {
+        checked = fill_period_end(checked, grain, calendar)?;
+        canonical.push("period_end");
+    }
+    let mut checked = checked.with_column(reasons.build().alias(REJECT_REASON));
     if let Some(key) = table.primary_key() {
         // Duplicate key: the first row in file order among rows passing the other checks wins.
         let passed = col(REJECT_REASON).is_null();
@@ -274,34 +274,46 @@ pub fn scan_input(
         source_columns,
         canonical,
         parsed,
-        format: src.format,
+        csv_file,
         checked,
     })
 }
 
-fn scan_raw(src: &InputSource, uri: &str) -> Result<LazyFrame> {
-    let path = PlRefPath::new(uri);
+/// A file input or raw source, lazily. `text` reads every CSV column as text (inputs: parsing
+/// is ours, so bad values become rejects); raw sources for SQL get inferred types instead.
+fn scan_file(what: &str, f: &FileSource, csv: &CsvOptions, text: bool) -> Result<LazyFrame> {
+    let uri = f.location.display();
+    let files = f.location.expand()?;
+    if f.format == Format::Csv {
+        for file in files.iter().take(16) {
+            sniff_encoding(what, file)?;
+        }
+    }
+    if files.is_empty() {
+        return Err(Error::MissingInput {
+            table: what.into(),
+            uri,
+        }
+        .into());
+    }
+    let path = PlRefPath::new(uri.as_str());
     let row_index = Some(RowIndex {
         name: SOURCE_ROW.into(),
         offset: 1,
     });
-    let lf = match src.format {
-        Format::Csv => {
-            let o = &src.csv;
-            LazyCsvReader::new(path)
-                .with_has_header(true)
-                .with_separator(o.delimiter)
-                // Everything as text: parsing is ours, so bad values become rejects, not errors.
-                .with_infer_schema_length(Some(0))
-                // Empty fields are null. Other null markers are applied by `null_markers`, not
-                // by polars: its null-value check slices a lone `"` field out of bounds
-                // (polars-io 0.55.2, csv/read/parser.rs:1154; found by tests/props.rs).
-                .with_missing_is_null(true)
-                .with_row_index(row_index)
-                .with_include_file_paths(Some(SOURCE_FILE.into()))
-                .with_glob(true)
-                .finish()
-        }
+    let lf = match f.format {
+        Format::Csv => LazyCsvReader::new(path)
+            .with_has_header(true)
+            .with_separator(csv.delimiter)
+            .with_infer_schema_length(if text { Some(0) } else { Some(10_000) })
+            // Empty fields are null. Other null markers are applied by `null_markers`, not by
+            // polars: its null-value check slices a lone `"` field out of bounds (polars-io
+            // 0.55.2, csv/read/parser.rs:1154; found by tests/props.rs).
+            .with_missing_is_null(true)
+            .with_row_index(row_index)
+            .with_include_file_paths(Some(SOURCE_FILE.into()))
+            .with_glob(true)
+            .finish(),
         Format::Parquet => {
             let args = ScanArgsParquet {
                 row_index,
@@ -312,7 +324,70 @@ fn scan_raw(src: &InputSource, uri: &str) -> Result<LazyFrame> {
             LazyFrame::scan_parquet(path, args)
         }
     };
-    anyhow::Context::with_context(lf, || format!("{}: scanning {uri}", src.table))
+    anyhow::Context::with_context(lf, || format!("{what}: scanning {uri}"))
+}
+
+/// An input derived by a polars SQL query over the raw sources (each registered by name).
+fn scan_sql(table: Table, query: &str, sources: &[RawSource]) -> Result<LazyFrame> {
+    let mut ctx = polars::sql::SQLContext::new();
+    for s in sources {
+        let what = format!("[sources.{}]", s.name);
+        let mut lf = scan_file(&what, &s.file, &s.csv, false)?;
+        let schema = lf.collect_schema().map_err(|e| {
+            Error::config(format!(
+                "{what}: cannot read {}: {e}",
+                s.file.location.display()
+            ))
+        })?;
+        let lf = if s.file.format == Format::Csv {
+            null_markers(lf, &schema, &s.csv)
+        } else {
+            lf
+        };
+        ctx.register(&s.name, lf.drop(cols([SOURCE_ROW, SOURCE_FILE])));
+    }
+    let lf = ctx.execute(query).map_err(|e| {
+        let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
+        Error::config(format!(
+            "[inputs.{table}] sql failed: {e}; sources you can query: {}",
+            if names.is_empty() {
+                "none (add [sources.<name>])".to_string()
+            } else {
+                names.join(", ")
+            }
+        ))
+    })?;
+    Ok(lf
+        .with_row_index(SOURCE_ROW, Some(1))
+        .with_column(lit(format!("sql:{table}")).alias(SOURCE_FILE)))
+}
+
+/// Quotas named by their first day (`quota_grain`): `period_end` is the last day of that
+/// grain's period, from a day map generated from the calendar (1950–2100, 55 k rows).
+fn fill_period_end(
+    checked: LazyFrame,
+    grain: Grain,
+    calendar: Calendar,
+) -> PolarsResult<LazyFrame> {
+    use crate::metrics::periods::epoch_days;
+    let first = chrono::NaiveDate::from_ymd_opt(1950, 1, 1).unwrap_or_default();
+    let last = chrono::NaiveDate::from_ymd_opt(2100, 12, 31).unwrap_or_default();
+    let (mut days, mut ends) = (Vec::new(), Vec::new());
+    for p in calendar.periods_between(grain, first, last) {
+        let end = epoch_days(p.end);
+        for d in epoch_days(p.start)..=end {
+            days.push(d);
+            ends.push(end);
+        }
+    }
+    let map = DataFrame::new_infer_height(vec![
+        Column::new("__day".into(), days).cast(&DataType::Date)?,
+        Column::new(typed_name("period_end").into(), ends).cast(&DataType::Date)?,
+    ])?
+    .lazy();
+    let mut args = JoinArgs::new(JoinType::Left);
+    args.maintain_order = MaintainOrderJoin::Left;
+    Ok(checked.join(map, [col(typed_name("period_start"))], [col("__day")], args))
 }
 
 /// The typed value of one canonical column, from a source column of dtype `dtype`.
@@ -621,8 +696,11 @@ mod tests {
         }
         InputSource {
             table,
-            location: Location::Local(path.to_path_buf()),
-            format: Format::Csv,
+            origin: Origin::File(FileSource {
+                location: Location::Local(path.to_path_buf()),
+                format: Format::Csv,
+            }),
+            period_end_from: None,
             columns: map,
             csv: CsvOptions {
                 delimiter: b',',
@@ -830,7 +908,7 @@ mod tests {
 
 /// Rejects files whose encoding polars cannot read (UTF-16, Latin-1), with a message that says
 /// so, instead of garbled column names. Reads the first 64 KiB of a local file.
-fn sniff_encoding(table: Table, path: &str) -> Result<(), Error> {
+fn sniff_encoding(table: &str, path: &str) -> Result<(), Error> {
     use std::io::Read;
     let mut head = Vec::with_capacity(65536);
     let Ok(file) = fs_err::File::open(path) else {
@@ -885,8 +963,11 @@ mod more_tests {
             .collect();
         InputSource {
             table: Table::Deals,
-            location: Location::Local(path.to_path_buf()),
-            format: Format::Csv,
+            origin: Origin::File(FileSource {
+                location: Location::Local(path.to_path_buf()),
+                format: Format::Csv,
+            }),
+            period_end_from: None,
             columns,
             csv: CsvOptions {
                 delimiter: b',',
@@ -985,7 +1066,11 @@ mod more_tests {
 }
 
 /// Turns the configured null markers (`NULL`, `-`, ...) into nulls in every text column.
-fn null_markers(raw: LazyFrame, schema: &Schema, markers: &[&String]) -> LazyFrame {
+fn null_markers(raw: LazyFrame, schema: &Schema, csv: &CsvOptions) -> LazyFrame {
+    let markers: Vec<&String> = csv.null_values.iter().filter(|v| !v.is_empty()).collect();
+    if markers.is_empty() {
+        return raw;
+    }
     let markers = Series::new(
         "markers".into(),
         markers.iter().map(|s| s.as_str()).collect::<Vec<_>>(),

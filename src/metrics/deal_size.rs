@@ -24,7 +24,7 @@ use crate::columns::{
     LIST_AMOUNT, MEDIAN_DEAL_SIZE, NET_AMOUNT, PERIOD_IDX, PREV_AVG_DEAL_SIZE, REP_ID, TEAM_ID,
     WON_AMOUNT, WON_DEALS,
 };
-use crate::metrics::levels::{REP, TEAM, by_levels, count_i64, pct, ratio};
+use crate::metrics::levels::{REP, TEAM, by_levels, cents, count_i64, pct, ratio};
 use crate::metrics::periods::PeriodFrames;
 
 /// Output columns after the shared ones.
@@ -50,13 +50,10 @@ pub fn deal_size(won: LazyFrame, periods: &PeriodFrames) -> PolarsResult<LazyFra
     let listed = col(LIST_AMOUNT).gt(lit(0.0)).fill_null(lit(false));
     let aggs = [
         count_i64(len()).alias(WON_DEALS),
-        col(AMOUNT).sum().alias(WON_AMOUNT),
+        cents(col(AMOUNT).sum()).alias(WON_AMOUNT),
         col(AMOUNT).median().alias(MEDIAN_DEAL_SIZE),
-        col(LIST_AMOUNT)
-            .filter(listed.clone())
-            .sum()
-            .alias(LIST_AMOUNT),
-        col(AMOUNT).filter(listed).sum().alias(NET_AMOUNT),
+        cents(col(LIST_AMOUNT).filter(listed.clone()).sum()).alias(LIST_AMOUNT),
+        cents(col(AMOUNT).filter(listed).sum()).alias(NET_AMOUNT),
     ];
     let rows = by_levels(
         won,
@@ -66,7 +63,7 @@ pub fn deal_size(won: LazyFrame, periods: &PeriodFrames) -> PolarsResult<LazyFra
     )?
     .with_columns([
         ratio(col(WON_AMOUNT), col(WON_DEALS)).alias(AVG_DEAL_SIZE),
-        (col(LIST_AMOUNT) - col(NET_AMOUNT)).alias(DISCOUNT_AMOUNT),
+        cents(col(LIST_AMOUNT) - col(NET_AMOUNT)).alias(DISCOUNT_AMOUNT),
         (lit(100.0) - pct(col(NET_AMOUNT), col(LIST_AMOUNT))).alias(AVG_DISCOUNT_PCT),
     ]);
     // Match the previous period by entity id, so a rep who changed teams still matches.

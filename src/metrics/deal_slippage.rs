@@ -41,7 +41,7 @@ use crate::columns::{
 };
 use crate::io::scan::{local_midnight, to_local_date};
 use crate::metrics::entities::with_team_on;
-use crate::metrics::levels::{by_levels, count_i64, pct};
+use crate::metrics::levels::{by_levels, cents, count_i64, pct};
 use crate::metrics::periods::{PeriodFrames, date_lit};
 
 /// Output columns after the shared ones.
@@ -276,7 +276,7 @@ pub fn deal_slippage(
         sum("__won_on_time", DEALS_WON_ON_TIME),
         sum("__lost", DEALS_LOST),
         sum("__slipped", DEALS_SLIPPED),
-        col("__slipped_amount").sum().alias(SLIPPED_AMOUNT),
+        cents(col("__slipped_amount").sum()).alias(SLIPPED_AMOUNT),
         col("__slip_days").mean().alias(AVG_SLIP_DAYS),
         col("__slip_days").median().alias(MEDIAN_SLIP_DAYS),
         sum("__pushes", CLOSE_DATE_PUSHES),

@@ -205,6 +205,12 @@ pub fn concat_diagonal<L: AsRef<[LazyFrame]>>(inputs: L) -> PolarsResult<LazyFra
     )
 }
 
+/// A money sum rounded to the cent (half away from zero): floating-point sums of cents carry
+/// noise in the last bits (9109.199999999999), and that noise can depend on summation order.
+pub fn cents(e: Expr) -> Expr {
+    e.round(2, RoundMode::HalfAwayFromZero)
+}
+
 /// 100 × num / den, null when the denominator is null or 0.
 pub fn pct(num: Expr, den: Expr) -> Expr {
     ratio(num * lit(100.0), den)

@@ -27,7 +27,9 @@ use crate::columns::{
     TEAM_ID,
 };
 use crate::metrics::entities::{SEG_END, SEG_START};
-use crate::metrics::levels::{COMPANY, REP, TEAM, by_levels, concat_diagonal, count_i64, pct};
+use crate::metrics::levels::{
+    COMPANY, REP, TEAM, by_levels, cents, concat_diagonal, count_i64, pct,
+};
 use crate::metrics::periods::{PeriodFrames, epoch_days};
 
 /// Output columns after the shared ones.
@@ -127,9 +129,9 @@ pub fn quota_attainment(
         shares.clone(),
     ])?;
     let aggs = [
-        col(BOOKINGS).sum().alias(BOOKINGS),
+        cents(col(BOOKINGS).sum()).alias(BOOKINGS),
         when(col(QUOTA).count().gt(lit(0)))
-            .then(col(QUOTA).sum())
+            .then(cents(col(QUOTA).sum()))
             .otherwise(lit(NULL).cast(DataType::Float64))
             .alias(QUOTA),
     ];
