@@ -38,6 +38,29 @@ fn run_example(name: &str, as_of: &str, extra: &[&str]) -> (tempfile::TempDir, s
     (out, serde_json::from_slice(&output).unwrap())
 }
 
+/// A copy of an example pipeline in a temp dir, with one edit and the data path made absolute.
+fn edited_example(name: &str, from: &str, to: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = shared()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let text =
+        std::fs::read_to_string(root().join(format!("pipelines/examples/{name}.toml"))).unwrap();
+    assert!(text.contains(from), "{name}.toml no longer contains {from}");
+    let pipeline = dir.path().join(format!("{name}.toml"));
+    std::fs::write(
+        &pipeline,
+        text.replace("../../../shared", &data).replace(from, to),
+    )
+    .unwrap();
+    (dir, pipeline)
+}
+
 fn input<'a>(summary: &'a serde_json::Value, table: &str) -> &'a serde_json::Value {
     summary["inputs"]
         .as_array()
@@ -274,22 +297,11 @@ fn adventureworks_monthly_attainment_for_one_rep() {
 fn a_wrong_date_format_on_a_real_export_fails_clearly() {
     // FP20's day-first dates read month-first: most do not parse (days > 12), and the run says
     // so instead of producing wrong numbers.
-    let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(root().join("pipelines/examples/fp20.toml"))
-        .unwrap()
-        .replace(
-            "../../../shared",
-            shared()
-                .parent()
-                .unwrap()
-                .parent()
-                .unwrap()
-                .to_str()
-                .unwrap(),
-        )
-        .replace("date_format = \"%d/%m/%Y\"", "date_format = \"%m/%d/%Y\"");
-    let pipeline = dir.path().join("fp20.toml");
-    std::fs::write(&pipeline, text).unwrap();
+    let (dir, pipeline) = edited_example(
+        "fp20",
+        "date_format = \"%d/%m/%Y\"",
+        "date_format = \"%m/%d/%Y\"",
+    );
     bin()
         .args(["run", "--as-of", "2024-09-30", "--pipeline"])
         .arg(&pipeline)
@@ -305,25 +317,11 @@ fn a_wrong_date_format_on_a_real_export_fails_clearly() {
 
 #[test]
 fn sql_errors_name_the_input() {
-    let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(root().join("pipelines/examples/fp20.toml"))
-        .unwrap()
-        .replace(
-            "../../../shared",
-            shared()
-                .parent()
-                .unwrap()
-                .parent()
-                .unwrap()
-                .to_str()
-                .unwrap(),
-        )
-        .replace(
-            "SELECT DISTINCT \"Owner\" AS rep_id",
-            "SELECT DISTINCT \"Onwer\" AS rep_id",
-        );
-    let pipeline = dir.path().join("fp20.toml");
-    std::fs::write(&pipeline, text).unwrap();
+    let (_dir, pipeline) = edited_example(
+        "fp20",
+        "SELECT DISTINCT \"Owner\" AS rep_id",
+        "SELECT DISTINCT \"Onwer\" AS rep_id",
+    );
     bin()
         .args(["validate", "--pipeline"])
         .arg(&pipeline)
