@@ -335,6 +335,9 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
     };
 
     let t = Instant::now();
+    if !plan.dry_run {
+        plan.output.preflight()?;
+    }
     let loaded = load(plan)?;
     // Checked before anything else reads the data, so a file polars cannot parse is reported
     // as bad input (exit 2) with its name, whatever stage would have read it first.

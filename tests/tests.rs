@@ -7,3 +7,4 @@ mod cli;
 mod common;
 mod props;
 mod real;
+mod s3;

@@ -16,8 +16,10 @@ use crate::columns::{Need, Table};
 use crate::config::spec::{CsvSpec, InputSpec, PipelineSpec, StatusMapSpec};
 use crate::error::Error;
 use crate::io::location::Location;
+use crate::io::s3::S3Settings;
 use crate::metrics::selling_time::{SellingSettings, TypeLists};
 use crate::metrics::{MetricId, Settings};
+use std::sync::Arc;
 
 pub const DEFAULT_MAX_REJECT_FRACTION: f64 = 0.01;
 
@@ -148,6 +150,12 @@ impl RunPlan {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| cwd.to_path_buf());
         let p = &spec.pipeline;
+        let storage = spec.storage.clone().unwrap_or_default();
+        let s3 = Arc::new(S3Settings::resolve(
+            storage.endpoint.as_deref(),
+            storage.region.as_deref(),
+            env,
+        ));
 
         let reporting_tz = parse_tz(p.reporting_timezone.as_deref(), "reporting_timezone")?;
         let source_tz = parse_tz(p.source_timezone.as_deref(), "source_timezone")?;
@@ -171,6 +179,7 @@ impl RunPlan {
                     &src.uri,
                     src.format.as_deref(),
                     &base,
+                    &s3,
                 )?,
                 csv: resolve_csv(&format!("[sources.{name}.csv]"), src.csv.as_ref())?,
             });
@@ -178,7 +187,7 @@ impl RunPlan {
         let mut inputs = BTreeMap::new();
         for table in Table::ALL {
             if let Some(input) = spec.input(table) {
-                let src = resolve_input(table, input, &sources, calendar, &base, default_max)?;
+                let src = resolve_input(table, input, &sources, calendar, &base, &s3, default_max)?;
                 inputs.insert(table, src);
             }
         }
@@ -232,8 +241,8 @@ impl RunPlan {
         let (grains, window) = resolve_window(&args, p.grains.as_deref(), &calendar)?;
 
         let output = match (&args.output, &spec.output) {
-            (Some(flag), _) => Location::parse(flag, cwd)?,
-            (None, Some(o)) => Location::parse(&o.uri, &base)?,
+            (Some(flag), _) => Location::parse(flag, cwd, &s3)?,
+            (None, Some(o)) => Location::parse(&o.uri, &base, &s3)?,
             (None, None) => {
                 return Err(Error::config(
                     "no output location: set [output] uri in the pipeline file or pass --output",
@@ -391,8 +400,9 @@ fn resolve_file(
     uri: &str,
     format: Option<&str>,
     base: &Path,
+    s3: &Arc<S3Settings>,
 ) -> Result<FileSource, Error> {
-    let location = Location::parse(uri, base)?;
+    let location = Location::parse(uri, base, s3)?;
     let format = match format {
         Some("csv") => Format::Csv,
         Some("parquet") => Format::Parquet,
@@ -424,6 +434,7 @@ fn resolve_input(
     sources: &[RawSource],
     calendar: Calendar,
     base: &Path,
+    s3: &Arc<S3Settings>,
     default_max: f64,
 ) -> Result<InputSource, Error> {
     let origin = match (&spec.uri, &spec.sql) {
@@ -432,6 +443,7 @@ fn resolve_input(
             uri,
             spec.format.as_deref(),
             base,
+            s3,
         )?),
         (None, Some(query)) => Origin::Sql {
             query: query.clone(),

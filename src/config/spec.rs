@@ -19,6 +19,15 @@ pub struct PipelineSpec {
     #[serde(default)]
     pub metrics: MetricsSection,
     pub output: Option<OutputSection>,
+    pub storage: Option<StorageSection>,
+}
+
+/// S3-compatible storage; the environment (`AWS_ENDPOINT_URL`, `AWS_REGION`) overrides these.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSection {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

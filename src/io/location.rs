@@ -1,28 +1,48 @@
 //! `Location`: where an input is read from or the output tree lives, and the one place that
-//! writes files there.
+//! writes objects there. Local paths and `s3://bucket/key` behave the same above this module.
 //!
-//! Publishing is atomic per object: a partition is written to a hidden temporary name in its
-//! own directory (leading `.`, which Hive readers skip) and renamed over the old file, so a
-//! reader sees the old file or the new one, never a part.
+//! Publishing is atomic per object. Locally, a file is written to a hidden temporary name in
+//! its own directory (leading `.`, which Hive readers skip) and renamed over the old one; on
+//! S3 an object is one PUT or one completed multipart upload. Either way a reader sees the old
+//! object or the new one, never a part.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::Error;
+use crate::io::s3::{self, S3Settings};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
     /// An absolute local path (may contain a glob for inputs).
     Local(PathBuf),
+    /// A key or prefix in a bucket (may contain a glob for inputs), with the settings to reach it.
+    S3 {
+        bucket: String,
+        key: String,
+        settings: Arc<S3Settings>,
+    },
 }
 
 impl Location {
     /// Parses a URI from the pipeline file or a flag; relative paths resolve against `base`.
-    pub fn parse(uri: &str, base: &Path) -> Result<Location, Error> {
-        if let Some((scheme, _)) = uri.split_once("://") {
+    pub fn parse(uri: &str, base: &Path, s3: &Arc<S3Settings>) -> Result<Location, Error> {
+        if let Some((scheme, rest)) = uri.split_once("://") {
             return match scheme {
-                "file" => Ok(Location::Local(PathBuf::from(&uri["file://".len()..]))),
+                "file" => Ok(Location::Local(PathBuf::from(rest))),
+                "s3" | "s3a" => {
+                    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+                    if bucket.is_empty() {
+                        return Err(Error::config(format!("`{uri}` has no bucket name")));
+                    }
+                    Ok(Location::S3 {
+                        bucket: bucket.to_string(),
+                        key: key.trim_end_matches('/').to_string(),
+                        settings: s3.clone(),
+                    })
+                }
                 _ => Err(Error::config(format!(
-                    "`{uri}`: {scheme}:// locations are not supported by this build; use a local path"
+                    "`{uri}`: {scheme}:// locations are not supported; use a local path or s3://bucket/key"
                 ))),
             };
         }
@@ -38,6 +58,7 @@ impl Location {
     pub fn display(&self) -> String {
         match self {
             Location::Local(p) => p.display().to_string(),
+            Location::S3 { bucket, key, .. } => format!("s3://{bucket}/{key}"),
         }
     }
 
@@ -45,10 +66,32 @@ impl Location {
     pub fn join(&self, rel: &str) -> Location {
         match self {
             Location::Local(p) => Location::Local(p.join(rel)),
+            Location::S3 {
+                bucket,
+                key,
+                settings,
+            } => Location::S3 {
+                bucket: bucket.clone(),
+                key: if key.is_empty() {
+                    rel.to_string()
+                } else {
+                    format!("{key}/{rel}")
+                },
+                settings: settings.clone(),
+            },
         }
     }
 
-    /// Concrete files an input location stands for (a glob expanded, sorted for a stable order).
+    /// Settings for polars' scans of this location (S3 only).
+    pub fn cloud_options(&self) -> Result<Option<polars::io::cloud::CloudOptions>, Error> {
+        match self {
+            Location::Local(_) => Ok(None),
+            Location::S3 { settings, .. } => settings.cloud_options().map(Some),
+        }
+    }
+
+    /// Concrete files an input location stands for (a glob expanded, sorted for a stable
+    /// order), as URIs.
     pub fn expand(&self) -> Result<Vec<String>, Error> {
         match self {
             Location::Local(p) => {
@@ -69,6 +112,66 @@ impl Location {
                     Ok(vec![])
                 }
             }
+            Location::S3 {
+                bucket,
+                key,
+                settings,
+            } => {
+                let glob_at = key.find(['*', '?', '[']);
+                // List below the last `/` before the first glob character (or the key's folder).
+                let prefix_end = key[..glob_at.unwrap_or(key.len())]
+                    .rfind('/')
+                    .map_or(0, |i| i + 1);
+                let listed = s3::list(settings, bucket, &key[..prefix_end])?;
+                let matches: Vec<String> = match glob_at {
+                    Some(_) => {
+                        let pattern = glob::Pattern::new(key).map_err(|e| {
+                            Error::config(format!("`s3://{bucket}/{key}` is not a valid glob: {e}"))
+                        })?;
+                        listed.into_iter().filter(|k| pattern.matches(k)).collect()
+                    }
+                    None => listed.into_iter().filter(|k| k == key).collect(),
+                };
+                Ok(matches
+                    .into_iter()
+                    .map(|k| format!("s3://{bucket}/{k}"))
+                    .collect())
+            }
+        }
+    }
+
+    /// The first `n` bytes of one file that [`Location::expand`] returned.
+    pub fn head(&self, file: &str, n: u64) -> Result<Vec<u8>, Error> {
+        match self {
+            Location::Local(_) => {
+                use std::io::Read;
+                let mut head = Vec::new();
+                fs_err::File::open(file)
+                    .and_then(|f| f.take(n).read_to_end(&mut head))
+                    .map_err(storage)?;
+                Ok(head)
+            }
+            Location::S3 {
+                bucket, settings, ..
+            } => {
+                let key = file
+                    .strip_prefix(&format!("s3://{bucket}/"))
+                    .unwrap_or(file);
+                s3::head(settings, bucket, key, n)
+            }
+        }
+    }
+
+    /// Fails early when an output location cannot be written to: for S3, one listing of the
+    /// prefix answers "does the bucket exist, do the credentials work" before any work is done.
+    pub fn preflight(&self) -> Result<(), Error> {
+        match self {
+            Location::Local(_) => Ok(()),
+            Location::S3 {
+                bucket,
+                key,
+                settings,
+            } => s3::list(settings, bucket, &format!("{key}/_runs/")).map(|_| ()),
         }
     }
 
@@ -89,6 +192,14 @@ impl Location {
                 fs_err::rename(&tmp, &target).map_err(storage)?;
                 remove_stale_temps(dir, &name);
                 Ok(())
+            }
+            Location::S3 {
+                bucket, settings, ..
+            } => {
+                let Location::S3 { key, .. } = self.join(rel) else {
+                    unreachable!()
+                };
+                s3::put(settings, bucket, &key, bytes)
             }
         }
     }

@@ -286,9 +286,10 @@ fn scan_file(what: &str, f: &FileSource, csv: &CsvOptions, text: bool) -> Result
     let files = f.location.expand()?;
     if f.format == Format::Csv {
         for file in files.iter().take(16) {
-            sniff_encoding(what, file)?;
+            sniff_encoding(what, file, &f.location.head(file, 65536)?)?;
         }
     }
+    let cloud = f.location.cloud_options()?;
     if files.is_empty() {
         return Err(Error::MissingInput {
             table: what.into(),
@@ -313,12 +314,14 @@ fn scan_file(what: &str, f: &FileSource, csv: &CsvOptions, text: bool) -> Result
             .with_row_index(row_index)
             .with_include_file_paths(Some(SOURCE_FILE.into()))
             .with_glob(true)
+            .with_cloud_options(cloud)
             .finish(),
         Format::Parquet => {
             let args = ScanArgsParquet {
                 row_index,
                 glob: true,
                 include_file_paths: Some(SOURCE_FILE.into()),
+                cloud_options: cloud,
                 ..Default::default()
             };
             LazyFrame::scan_parquet(path, args)
@@ -907,16 +910,8 @@ mod tests {
 }
 
 /// Rejects files whose encoding polars cannot read (UTF-16, Latin-1), with a message that says
-/// so, instead of garbled column names. Reads the first 64 KiB of a local file.
-fn sniff_encoding(table: &str, path: &str) -> Result<(), Error> {
-    use std::io::Read;
-    let mut head = Vec::with_capacity(65536);
-    let Ok(file) = fs_err::File::open(path) else {
-        return Ok(());
-    };
-    if file.take(65536).read_to_end(&mut head).is_err() {
-        return Ok(());
-    }
+/// so, instead of garbled column names. `head` is the file's first 64 KiB.
+fn sniff_encoding(table: &str, path: &str, head: &[u8]) -> Result<(), Error> {
     let bad = |what: &str| {
         Error::config(format!(
             "{table}: {path} is {what}; re-export it as UTF-8 (with or without a BOM)"
@@ -930,7 +925,7 @@ fn sniff_encoding(table: &str, path: &str) -> Result<(), Error> {
             "not text, or UTF-16 without a byte-order mark (it contains NUL bytes)",
         ));
     }
-    if let Err(e) = std::str::from_utf8(&head) {
+    if let Err(e) = std::str::from_utf8(head) {
         // An error at the very end may be a character cut by the 64 KiB window.
         if e.error_len().is_some() {
             let line = head[..e.valid_up_to()]
