@@ -30,6 +30,37 @@ pub enum Command {
     Run(RunArgs),
     /// Read and check every input, print a report, write nothing.
     Validate(ValidateArgs),
+    /// Write a realistic, deterministic dataset and a pipeline file for it.
+    Generate(GenerateArgs),
+    /// Benchmark baseline: read the columns the job uses from every input, nothing else.
+    #[command(hide = true)]
+    Scan(ValidateArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum DataFormat {
+    Csv,
+    Parquet,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GenerateArgs {
+    /// Directory to write into (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 40)]
+    pub reps: u64,
+    #[arg(long, default_value_t = 3_000)]
+    pub deals: u64,
+    #[arg(long, default_value_t = 5_000)]
+    pub leads: u64,
+    #[arg(long, default_value_t = 30_000)]
+    pub activities: u64,
+    /// The same seed and sizes always give the same files.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[arg(long, value_enum, default_value_t = DataFormat::Parquet)]
+    pub format: DataFormat,
 }
 
 #[derive(Debug, Clone, Default, Args)]

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use chrono::Utc;
 use clap::Parser;
-use sales_metrics::cli::{Cli, Command, LogFormat, RunArgs};
+use sales_metrics::cli::{Cli, Command, DataFormat, LogFormat, RunArgs};
 use sales_metrics::config::plan::RunPlan;
+use sales_metrics::io::generate;
 use sales_metrics::{Error, exit_code, run};
 use tracing_subscriber::EnvFilter;
 
@@ -87,6 +88,29 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             if let Some(err) = run::reject_limit_error(&reports) {
                 return Err(err.into());
             }
+        }
+        Command::Generate(g) => {
+            if g.reps == 0 || g.deals == 0 {
+                return Err(Error::config("--reps and --deals must be at least 1").into());
+            }
+            let generated = generate::generate(generate::GenerateOptions {
+                out: g.out,
+                reps: g.reps,
+                deals: g.deals,
+                leads: g.leads,
+                activities: g.activities,
+                seed: g.seed,
+                format: match g.format {
+                    DataFormat::Csv => generate::OutFormat::Csv,
+                    DataFormat::Parquet => generate::OutFormat::Parquet,
+                },
+            })?;
+            println!("{}", serde_json::to_string(&generated)?);
+        }
+        Command::Scan(args) => {
+            let plan = plan(args.into())?;
+            let scanned = run::bare_scan(&plan)?;
+            println!("{}", serde_json::to_string(&scanned)?);
         }
     }
     Ok(())

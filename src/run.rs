@@ -23,7 +23,7 @@ use crate::error::Error;
 use crate::io::scan::to_local_date;
 use crate::io::scan::{Input, Zones, scan_input};
 use crate::io::sink::{self, Partition};
-use crate::metrics::{Accepted, Prepared};
+use crate::metrics::{Accepted, MetricId, Prepared};
 
 /// Rows read, accepted and rejected for one input table.
 #[derive(Debug, Clone, Serialize)]
@@ -144,50 +144,69 @@ pub fn load(plan: &RunPlan) -> Result<Loaded> {
 pub fn check(plan: &RunPlan, loaded: &Loaded) -> Result<Vec<InputReport>> {
     let mut reports = Vec::new();
     for input in &loaded.inputs {
-        let src = &plan.inputs[&input.table];
         let df = input
             .profile()
             .collect()
             .map_err(|e| read_error(input, e))?;
-        let int = |name: &str| -> Result<u64> {
-            Ok(df.column(name)?.i64()?.get(0).unwrap_or(0).max(0) as u64)
-        };
-        for p in &input.parsed {
-            let failed = int(&format!("__failed_{}", p.canonical))?;
-            let nonnull = int(&format!("__nonnull_{}", p.canonical))?;
-            if failed >= 2 && failed * 2 > nonnull {
-                let sample = df
-                    .column(&format!("__sample_{}", p.canonical))?
-                    .str()?
-                    .get(0)
-                    .unwrap_or_default()
-                    .to_string();
-                return Err(parse_error(input, src, p, failed, nonnull, &sample).into());
-            }
-        }
-        let mut report = InputReport {
-            table: input.table.name().into(),
-            uri: input.uri.clone(),
-            rows_read: int("__rows")?,
-            rows_accepted: 0,
-            rows_rejected: 0,
-            rejected_by_reason: BTreeMap::new(),
-            max_reject_fraction: src.max_reject_fraction,
-        };
-        for r in crate::io::scan::REASONS {
-            let n = int(&format!("__reason_{r}"))?;
-            if n > 0 {
-                report.rows_rejected += n;
-                report.rejected_by_reason.insert(r.to_string(), n);
-            }
-        }
-        report.rows_accepted = report.rows_read - report.rows_rejected;
-        if report.rows_rejected > 0 {
-            warn!(table = %report.table, rejected = report.rows_rejected, reasons = ?report.rejected_by_reason, "rows rejected");
-        }
-        reports.push(report);
+        reports.push(report(plan, input, &df)?);
     }
     Ok(reports)
+}
+
+/// One input's report from its profile (see [`crate::io::scan::Input::profile`]).
+fn report(plan: &RunPlan, input: &Input, df: &DataFrame) -> Result<InputReport> {
+    let src = &plan.inputs[&input.table];
+    let int = |name: &str| -> Result<u64> {
+        Ok(df.column(name)?.i64()?.get(0).unwrap_or(0).max(0) as u64)
+    };
+    for p in &input.parsed {
+        let failed = int(&format!("__failed_{}", p.canonical))?;
+        let nonnull = int(&format!("__nonnull_{}", p.canonical))?;
+        if failed >= 2 && failed * 2 > nonnull {
+            let sample = df
+                .column(&format!("__sample_{}", p.canonical))?
+                .str()?
+                .get(0)
+                .unwrap_or_default()
+                .to_string();
+            return Err(parse_error(input, src, p, failed, nonnull, &sample).into());
+        }
+    }
+    let mut report = InputReport {
+        table: input.table.name().into(),
+        uri: input.uri.clone(),
+        rows_read: int("__rows")?,
+        rows_accepted: 0,
+        rows_rejected: 0,
+        rejected_by_reason: BTreeMap::new(),
+        max_reject_fraction: src.max_reject_fraction,
+    };
+    for r in crate::io::scan::REASONS {
+        let n = int(&format!("__reason_{r}"))?;
+        if n > 0 {
+            report.rows_rejected += n;
+            report.rejected_by_reason.insert(r.to_string(), n);
+        }
+    }
+    report.rows_accepted = report.rows_read - report.rows_rejected;
+    if report.rows_rejected > 0 {
+        warn!(table = %report.table, rejected = report.rows_rejected, reasons = ?report.rejected_by_reason, "rows rejected");
+    }
+    Ok(report)
+}
+
+/// Collects several plans in one execution, so polars shares their common sub-plans (input
+/// scans, parsing, the as-of preparation) instead of redoing them for every table.
+fn collect_all(lfs: Vec<LazyFrame>) -> PolarsResult<Vec<DataFrame>> {
+    let Some(first) = lfs.first() else {
+        return Ok(Vec::new());
+    };
+    let opt = first.get_current_optimizations();
+    LazyFrame::collect_all_with_engine(
+        lfs.into_iter().map(|lf| lf.logical_plan).collect(),
+        Engine::Auto,
+        opt,
+    )
 }
 
 /// A read failure with the likely cause named. A file that cannot be parsed (bad encoding,
@@ -273,8 +292,9 @@ pub fn reject_limit_error(reports: &[InputReport]) -> Option<Error> {
         })
 }
 
-/// The earliest event date ≤ as-of in the inputs the metrics use (for an automatic window).
-fn earliest_date(prepared: &Prepared) -> Result<Option<NaiveDate>> {
+/// The earliest event date in the inputs the metrics use, as a one-row plan (`d`); the
+/// automatic window starts at the period holding it.
+fn earliest_plan(prepared: &Prepared) -> Result<Option<LazyFrame>> {
     let mut parts = Vec::new();
     if let Some(d) = &prepared.deals {
         parts.push(d.clone().select([col(CREATED_DATE).min().alias("d")]));
@@ -297,14 +317,15 @@ fn earliest_date(prepared: &Prepared) -> Result<Option<NaiveDate>> {
     if parts.is_empty() {
         return Ok(None);
     }
-    // A one-row aggregate: the window must be known before any metric plan is built.
-    let df = concat(parts, UnionArgs::default())?
-        .select([col("d").min()])
-        .collect()?;
+    Ok(Some(
+        concat(parts, UnionArgs::default())?.select([col("d").min()]),
+    ))
+}
+
+fn date_of(df: &DataFrame) -> Result<Option<NaiveDate>> {
     let days = df.column("d")?.cast(&DataType::Int32)?.i32()?.get(0);
     Ok(days.map(|d| {
         NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()
-            + chrono::Days::new(0)
             + chrono::TimeDelta::days(i64::from(d))
     }))
 }
@@ -339,11 +360,6 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
         plan.output.preflight()?;
     }
     let loaded = load(plan)?;
-    // Checked before anything else reads the data, so a file polars cannot parse is reported
-    // as bad input (exit 2) with its name, whatever stage would have read it first.
-    summary.inputs = check(plan, &loaded)?;
-    timings.insert("check_inputs".to_string(), t.elapsed().as_millis());
-    let t = Instant::now();
     let prepared = Prepared::new(
         &loaded.accepted,
         plan.as_of,
@@ -351,11 +367,34 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
         plan.calendar,
         plan.settings.clone(),
     )?;
-    let earliest = if plan.window == crate::config::plan::Window::Auto {
-        earliest_date(&prepared)?
-    } else {
-        None
+    // Pass 1, one execution: every input's profile (rows, rejects, parse failures) and the
+    // earliest date, which fixes the automatic window.
+    let earliest_lf = match plan.window {
+        crate::config::plan::Window::Auto => earliest_plan(&prepared)?,
+        crate::config::plan::Window::Dates { .. } => None,
     };
+    let mut pass1: Vec<LazyFrame> = loaded.inputs.iter().map(Input::profile).collect();
+    pass1.extend(earliest_lf.iter().cloned());
+    let profiles = match collect_all(pass1) {
+        Ok(dfs) => dfs,
+        // Input by input, to name the file that polars could not read (exit 2).
+        Err(e) => {
+            check(plan, &loaded)?;
+            return Err(anyhow::Error::from(e).context("reading the inputs"));
+        }
+    };
+    summary.inputs = loaded
+        .inputs
+        .iter()
+        .zip(&profiles)
+        .map(|(input, df)| report(plan, input, df))
+        .collect::<Result<_>>()?;
+    let earliest = match (&earliest_lf, profiles.last()) {
+        (Some(_), Some(df)) => date_of(df)?,
+        _ => None,
+    };
+    timings.insert("check_inputs".to_string(), t.elapsed().as_millis());
+    let t = Instant::now();
     let periods: Vec<(Grain, Vec<Period>)> = plan
         .grains
         .iter()
@@ -398,36 +437,64 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
         {
             warn_unclassified(&prepared)?;
         }
+        // Pass 2, one execution: every table of every grain; the inputs are scanned and
+        // prepared once and shared by all of them.
+        let t = Instant::now();
+        let mut keys = Vec::new();
+        let mut plans = Vec::new();
         for (g, ps) in &periods {
-            // This grain's finished tables, for the scorecard (which comes last).
-            let mut done: Vec<(crate::metrics::MetricId, DataFrame)> = Vec::new();
-            for m in &plan.metrics {
-                let t = Instant::now();
-                let _s = info_span!("metric", metric = m.name(), grain = g.name()).entered();
-                let lf = if *m == crate::metrics::MetricId::RepScorecard {
-                    prepared.scorecard(ps, &done)?
-                } else {
-                    prepared.table(*m, ps)?
-                };
-                debug!(plan = %lf.explain(true).unwrap_or_default(), "optimized plan");
-                // The one collect per output table.
-                let df = lf
-                    .collect()
-                    .map_err(anyhow::Error::from)
-                    .with_context(|| format!("computing {} by {g}", m.name()))?;
-                let parts = sink::partitions(m.name(), *g, &df)?;
-                info!(
-                    rows = df.height(),
-                    partitions = parts.len(),
-                    ms = t.elapsed().as_millis() as u64,
-                    "computed"
-                );
-                timings.insert(
-                    format!("{}/{}", m.name(), g.name()),
-                    t.elapsed().as_millis(),
-                );
-                outputs.extend(parts);
-                done.push((*m, df));
+            for m in plan
+                .metrics
+                .iter()
+                .filter(|m| **m != MetricId::RepScorecard)
+            {
+                let lf = prepared.table(*m, ps)?;
+                debug!(metric = m.name(), grain = g.name(), plan = %lf.explain(true).unwrap_or_default(), "optimized plan");
+                keys.push((*g, *m));
+                plans.push(lf);
+            }
+        }
+        let tables = collect_all(plans)
+            .map_err(anyhow::Error::from)
+            .context("computing the metric tables")?;
+        timings.insert("compute".to_string(), t.elapsed().as_millis());
+        info!(
+            tables = tables.len(),
+            ms = t.elapsed().as_millis() as u64,
+            "computed"
+        );
+        let mut computed: Vec<(Grain, MetricId, DataFrame)> = keys
+            .into_iter()
+            .zip(tables)
+            .map(|((g, m), df)| (g, m, df))
+            .collect();
+        if plan.metrics.contains(&MetricId::RepScorecard) {
+            let t = Instant::now();
+            for (g, ps) in &periods {
+                let done: Vec<(MetricId, DataFrame)> = computed
+                    .iter()
+                    .filter(|(cg, _, _)| cg == g)
+                    .map(|(_, m, df)| (*m, df.clone()))
+                    .collect();
+                let df = prepared.scorecard(ps, &done)?.collect()?;
+                computed.push((*g, MetricId::RepScorecard, df));
+            }
+            timings.insert("scorecard".to_string(), t.elapsed().as_millis());
+        }
+        // Partitions in the pipeline's metric order, then grain.
+        for m in &plan.metrics {
+            for (g, _) in &periods {
+                if let Some((_, _, df)) = computed.iter().find(|(cg, cm, _)| cg == g && cm == m) {
+                    let parts = sink::partitions(m.name(), *g, df)?;
+                    info!(
+                        metric = m.name(),
+                        grain = g.name(),
+                        rows = df.height(),
+                        partitions = parts.len(),
+                        "table"
+                    );
+                    outputs.extend(parts);
+                }
             }
         }
     }
@@ -528,4 +595,35 @@ pub fn validate(plan: &RunPlan, rejects_run_id: Option<&str>) -> Result<Vec<Inpu
         write_rejects(plan, &loaded, &reports, run_id)?;
     }
     Ok(reports)
+}
+
+/// Rows and time of a bare read of one input.
+#[derive(Debug, Serialize)]
+pub struct ScanReport {
+    pub table: String,
+    pub rows: u64,
+    pub ms: u128,
+}
+
+/// Benchmark baseline: reads every column the job maps from every input (a `null_count` per
+/// column, so nothing is skipped by projection pushdown) and does nothing else.
+pub fn bare_scan(plan: &RunPlan) -> Result<Vec<ScanReport>> {
+    let mut out = Vec::new();
+    for (table, src) in &plan.inputs {
+        let t = Instant::now();
+        let lf = crate::io::scan::scan_source_columns(src)?;
+        let df = lf.collect()?;
+        let rows = df
+            .column("__rows")?
+            .cast(&DataType::UInt64)?
+            .u64()?
+            .get(0)
+            .unwrap_or(0);
+        out.push(ScanReport {
+            table: table.name().into(),
+            rows,
+            ms: t.elapsed().as_millis(),
+        });
+    }
+    Ok(out)
 }

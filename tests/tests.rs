@@ -5,6 +5,7 @@
 mod bad_input;
 mod cli;
 mod common;
+mod generated;
 mod props;
 mod real;
 mod s3;

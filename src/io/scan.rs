@@ -279,6 +279,27 @@ pub fn scan_input(
     })
 }
 
+/// The mapped source columns of an input, reduced to one row (`__rows` and a null count per
+/// column): a read of exactly what the job reads, for the benchmark's baseline.
+pub fn scan_source_columns(src: &InputSource) -> Result<LazyFrame> {
+    let (mut raw, _) = match &src.origin {
+        Origin::File(f) => (scan_file(src.table.name(), f, &src.csv, true)?, true),
+        Origin::Sql { query, sources } => (scan_sql(src.table, query, sources)?, false),
+    };
+    let schema = raw.collect_schema()?;
+    let mut aggs = vec![len().alias("__rows")];
+    for source in src.columns.values() {
+        if schema.contains(source) {
+            aggs.push(
+                col(source.as_str())
+                    .null_count()
+                    .alias(format!("__nulls_{source}")),
+            );
+        }
+    }
+    Ok(raw.select(aggs))
+}
+
 /// A file input or raw source, lazily. `text` reads every CSV column as text (inputs: parsing
 /// is ours, so bad values become rejects); raw sources for SQL get inferred types instead.
 fn scan_file(what: &str, f: &FileSource, csv: &CsvOptions, text: bool) -> Result<LazyFrame> {
