@@ -133,12 +133,11 @@ pub enum Kind {
     Key,
     /// A free string.
     Text,
-    /// A calendar date (a timestamp value becomes its date in the reporting time zone).
+    /// A calendar date; a timestamp value (e.g. a `closed_at` with a time) becomes its date
+    /// in the reporting time zone.
     Date,
     /// An instant: ISO 8601 with offset, or naive in `source_timezone`.
     Timestamp,
-    /// A date, or a timestamp reduced to its date in the reporting time zone.
-    DateOrTimestamp,
     /// A float that must be ≥ 0 (`negative_amount` otherwise).
     Amount,
 }
@@ -165,7 +164,7 @@ const fn c(name: &'static str, kind: Kind, need: Need) -> ColumnDef {
     ColumnDef { name, kind, need }
 }
 
-use Kind::{Amount, Date, DateOrTimestamp, Key, Text, Timestamp};
+use Kind::{Amount, Date, Key, Text, Timestamp};
 use Need::{Nullable, Optional, Required};
 
 const REPS_COLUMNS: [ColumnDef; 4] = [
@@ -197,7 +196,7 @@ const DEALS_COLUMNS: [ColumnDef; 8] = [
     c(REP_ID, Key, Required),
     c(CREATED_AT, Timestamp, Required),
     c(STATUS, Text, Required),
-    c(CLOSED_AT, DateOrTimestamp, Nullable),
+    c(CLOSED_AT, Date, Nullable),
     c(EXPECTED_CLOSE_DATE, Date, Nullable),
     c(AMOUNT, Amount, Nullable),
     c(LIST_AMOUNT, Amount, Optional),

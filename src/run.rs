@@ -239,7 +239,7 @@ fn parse_error(
     use crate::columns::Kind;
     let table = input.table;
     let (what, fix) = match p.kind {
-        Kind::Date | Kind::DateOrTimestamp => (
+        Kind::Date => (
             "a date",
             format!(
                 "set [inputs.{table}.csv] date_format (chrono syntax, e.g. \"%d/%m/%Y\"; now {})",

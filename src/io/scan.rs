@@ -219,10 +219,7 @@ pub fn scan_input(
         } else {
             value
         };
-        if matches!(
-            def.kind,
-            Kind::Date | Kind::DateOrTimestamp | Kind::Timestamp | Kind::Amount
-        ) {
+        if matches!(def.kind, Kind::Date | Kind::Timestamp | Kind::Amount) {
             parsed.push(Parsed {
                 canonical: def.name,
                 source: source_col.to_string(),
@@ -440,7 +437,7 @@ fn typed_expr(
             DataType::Datetime(_, tz) => normalize_datetime(raw, tz.is_some(), zones.source),
             _ => lit(NULL).cast(utc_datetime()),
         },
-        Kind::Date | Kind::DateOrTimestamp => match dtype {
+        Kind::Date => match dtype {
             DataType::String => {
                 let fmt = csv.date_format.as_deref().unwrap_or("%Y-%m-%d");
                 let as_date = raw
@@ -618,7 +615,7 @@ impl ReasonBuilder {
         match def.kind {
             Kind::Key => self.push("null_key", typed.is_null()),
             Kind::Text => {}
-            Kind::Timestamp | Kind::Date | Kind::DateOrTimestamp => {
+            Kind::Timestamp | Kind::Date => {
                 let cond = if def.need == Need::Required {
                     required_null
                 } else {
