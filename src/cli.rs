@@ -92,6 +92,10 @@ pub struct RunArgs {
     /// Print the plan (inputs, periods, partitions to replace) and exit without writing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Profiling: compute each table on its own and log its time (slower: inputs are read
+    /// once per table instead of once per run).
+    #[arg(long, hide = true)]
+    pub per_table_timings: bool,
 }
 
 #[derive(Debug, Clone, Default, Args)]

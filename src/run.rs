@@ -454,9 +454,32 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
                 plans.push(lf);
             }
         }
-        let tables = collect_all(plans)
-            .map_err(anyhow::Error::from)
-            .context("computing the metric tables")?;
+        let tables = if plan.per_table_timings {
+            let mut out = Vec::new();
+            for ((g, m), lf) in keys.iter().zip(plans) {
+                let t = Instant::now();
+                out.push(
+                    lf.collect()
+                        .map_err(anyhow::Error::from)
+                        .with_context(|| format!("computing {} by {g}", m.name()))?,
+                );
+                info!(
+                    metric = m.name(),
+                    grain = g.name(),
+                    ms = t.elapsed().as_millis() as u64,
+                    "table timing"
+                );
+                timings.insert(
+                    format!("{}/{}", m.name(), g.name()),
+                    t.elapsed().as_millis(),
+                );
+            }
+            out
+        } else {
+            collect_all(plans)
+                .map_err(anyhow::Error::from)
+                .context("computing the metric tables")?
+        };
         timings.insert("compute".to_string(), t.elapsed().as_millis());
         info!(
             tables = tables.len(),

@@ -127,6 +127,7 @@ pub struct RunPlan {
     pub inputs: BTreeMap<Table, InputSource>,
     pub output: Location,
     pub dry_run: bool,
+    pub per_table_timings: bool,
     pub settings: Settings,
 }
 
@@ -264,6 +265,7 @@ impl RunPlan {
             inputs,
             output,
             dry_run: args.dry_run,
+            per_table_timings: args.per_table_timings,
             settings: resolve_settings(&spec)?,
         })
     }
