@@ -14,13 +14,9 @@ use serde::Serialize;
 use tracing::{debug, info, info_span, warn};
 
 use crate::calendar::{Grain, Period};
-use crate::columns::{
-    CLOSED_DATE, CREATED_AT, CREATED_DATE, DATE, LIST_AMOUNT, REP_ID, ROLE, TEAM_ID, TEAM_NAME,
-    Table,
-};
+use crate::columns::{CREATED_AT, LIST_AMOUNT, REP_ID, ROLE, TEAM_ID, TEAM_NAME, Table};
 use crate::config::plan::RunPlan;
 use crate::error::Error;
-use crate::io::scan::to_local_date;
 use crate::io::scan::{Input, Zones, scan_input};
 use crate::io::sink::{self, Partition};
 use crate::metrics::{Accepted, MetricId, Prepared};
@@ -292,28 +288,27 @@ pub fn reject_limit_error(reports: &[InputReport]) -> Option<Error> {
         })
 }
 
-/// The earliest event date in the inputs the metrics use, as a one-row plan (`d`); the
-/// automatic window starts at the period holding it.
-fn earliest_plan(prepared: &Prepared) -> Result<Option<LazyFrame>> {
-    let mut parts = Vec::new();
-    if let Some(d) = &prepared.deals {
-        parts.push(d.clone().select([col(CREATED_DATE).min().alias("d")]));
-        parts.push(d.clone().select([col(CLOSED_DATE).min().alias("d")]));
-    }
-    if let Some(l) = &prepared.leads {
-        parts.push(
-            l.clone()
-                .select([to_local_date(col(CREATED_AT), prepared.reporting)
-                    .min()
-                    .alias("d")]),
-        );
-    }
-    if let Some(a) = &prepared.activities {
-        parts.push(a.clone().select([col(DATE).min().alias("d")]));
-    }
-    if let Some(q) = &prepared.quotas {
-        parts.push(q.clone().select([col("period_start").min().alias("d")]));
-    }
+/// The earliest event date (≤ as-of) in the date columns the metrics use, as a one-row plan
+/// (`d`); the automatic window starts at the period holding it. Read from the typed columns
+/// alone, so it costs a read of a few columns, not the reject checks.
+fn earliest_plan(loaded: &Loaded, plan: &RunPlan) -> Result<Option<LazyFrame>> {
+    let wanted = [
+        (Table::Deals, CREATED_AT),
+        (Table::Deals, "closed_at"),
+        (Table::Quotas, "period_start"),
+        (Table::Leads, CREATED_AT),
+        (Table::Activities, "started_at"),
+    ];
+    let parts: Vec<LazyFrame> = wanted
+        .iter()
+        .filter_map(|(t, c)| {
+            loaded
+                .inputs
+                .iter()
+                .find(|i| i.table == *t)?
+                .typed_min(c, plan.reporting_tz)
+        })
+        .collect();
     if parts.is_empty() {
         return Ok(None);
     }
@@ -367,34 +362,21 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
         plan.calendar,
         plan.settings.clone(),
     )?;
-    // Pass 1, one execution: every input's profile (rows, rejects, parse failures) and the
-    // earliest date, which fixes the automatic window.
-    let earliest_lf = match plan.window {
-        crate::config::plan::Window::Auto => earliest_plan(&prepared)?,
+    // The window first: one cheap read of the date columns.
+    let earliest = match plan.window {
+        crate::config::plan::Window::Auto => match earliest_plan(&loaded, plan)? {
+            Some(lf) => match lf.collect() {
+                Ok(df) => date_of(&df)?,
+                Err(e) => {
+                    // Input by input, to name the file that polars could not read (exit 2).
+                    check(plan, &loaded)?;
+                    return Err(anyhow::Error::from(e).context("reading the inputs"));
+                }
+            },
+            None => None,
+        },
         crate::config::plan::Window::Dates { .. } => None,
     };
-    let mut pass1: Vec<LazyFrame> = loaded.inputs.iter().map(Input::profile).collect();
-    pass1.extend(earliest_lf.iter().cloned());
-    let profiles = match collect_all(pass1) {
-        Ok(dfs) => dfs,
-        // Input by input, to name the file that polars could not read (exit 2).
-        Err(e) => {
-            check(plan, &loaded)?;
-            return Err(anyhow::Error::from(e).context("reading the inputs"));
-        }
-    };
-    summary.inputs = loaded
-        .inputs
-        .iter()
-        .zip(&profiles)
-        .map(|(input, df)| report(plan, input, df))
-        .collect::<Result<_>>()?;
-    let earliest = match (&earliest_lf, profiles.last()) {
-        (Some(_), Some(df)) => date_of(df)?,
-        _ => None,
-    };
-    timings.insert("check_inputs".to_string(), t.elapsed().as_millis());
-    let t = Instant::now();
     let periods: Vec<(Grain, Vec<Period>)> = plan
         .grains
         .iter()
@@ -430,56 +412,77 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
     }
 
     let mut outputs: Vec<Partition> = Vec::new();
-    if reject_limit_error(&summary.inputs).is_none() {
-        if plan
+    // One execution for every input's profile (rows, rejects, parse failures) and every table
+    // of every grain: the inputs are scanned, parsed and checked once, shared by all of them.
+    // Nothing is published unless the profiles then pass.
+    let t = Instant::now();
+    let mut keys = Vec::new();
+    let mut plans: Vec<LazyFrame> = loaded.inputs.iter().map(Input::profile).collect();
+    let n_inputs = plans.len();
+    for (g, ps) in &periods {
+        for m in plan
             .metrics
-            .contains(&crate::metrics::MetricId::SellingTime)
+            .iter()
+            .filter(|m| **m != MetricId::RepScorecard)
         {
+            let lf = prepared.table(*m, ps)?;
+            debug!(metric = m.name(), grain = g.name(), plan = %lf.explain(true).unwrap_or_default(), "optimized plan");
+            keys.push((*g, *m));
+            plans.push(lf);
+        }
+    }
+    let mut results = if plan.per_table_timings {
+        let mut out = Vec::new();
+        let names = loaded
+            .inputs
+            .iter()
+            .map(|i| format!("profile/{}", i.table))
+            .chain(
+                keys.iter()
+                    .map(|(g, m)| format!("{}/{}", m.name(), g.name())),
+            );
+        for (name, lf) in names.zip(plans) {
+            let t = Instant::now();
+            let (df, profile) = lf
+                .profile()
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("computing {name}"))?;
+            // The slowest plan nodes, to see where a table's time goes.
+            let slowest = profile
+                .lazy()
+                .with_column((col("end") - col("start")).alias("us"))
+                .sort(
+                    ["us"],
+                    SortMultipleOptions::default().with_order_descending(true),
+                )
+                .limit(5)
+                .collect()?;
+            info!(table = %name, ms = t.elapsed().as_millis() as u64, slowest = %slowest, "table profile");
+            timings.insert(name, t.elapsed().as_millis());
+            out.push(df);
+        }
+        out
+    } else {
+        match collect_all(plans) {
+            Ok(dfs) => dfs,
+            Err(e) => {
+                // Input by input, to name a file that polars could not read (exit 2).
+                check(plan, &loaded)?;
+                return Err(anyhow::Error::from(e).context("computing the metric tables"));
+            }
+        }
+    };
+    let tables = results.split_off(n_inputs);
+    summary.inputs = loaded
+        .inputs
+        .iter()
+        .zip(&results)
+        .map(|(input, df)| report(plan, input, df))
+        .collect::<Result<_>>()?;
+    if reject_limit_error(&summary.inputs).is_none() {
+        if plan.metrics.contains(&MetricId::SellingTime) {
             warn_unclassified(&prepared)?;
         }
-        // Pass 2, one execution: every table of every grain; the inputs are scanned and
-        // prepared once and shared by all of them.
-        let t = Instant::now();
-        let mut keys = Vec::new();
-        let mut plans = Vec::new();
-        for (g, ps) in &periods {
-            for m in plan
-                .metrics
-                .iter()
-                .filter(|m| **m != MetricId::RepScorecard)
-            {
-                let lf = prepared.table(*m, ps)?;
-                debug!(metric = m.name(), grain = g.name(), plan = %lf.explain(true).unwrap_or_default(), "optimized plan");
-                keys.push((*g, *m));
-                plans.push(lf);
-            }
-        }
-        let tables = if plan.per_table_timings {
-            let mut out = Vec::new();
-            for ((g, m), lf) in keys.iter().zip(plans) {
-                let t = Instant::now();
-                out.push(
-                    lf.collect()
-                        .map_err(anyhow::Error::from)
-                        .with_context(|| format!("computing {} by {g}", m.name()))?,
-                );
-                info!(
-                    metric = m.name(),
-                    grain = g.name(),
-                    ms = t.elapsed().as_millis() as u64,
-                    "table timing"
-                );
-                timings.insert(
-                    format!("{}/{}", m.name(), g.name()),
-                    t.elapsed().as_millis(),
-                );
-            }
-            out
-        } else {
-            collect_all(plans)
-                .map_err(anyhow::Error::from)
-                .context("computing the metric tables")?
-        };
         timings.insert("compute".to_string(), t.elapsed().as_millis());
         info!(
             tables = tables.len(),

@@ -73,7 +73,8 @@ pub fn deal_size(won: LazyFrame, periods: &PeriodFrames) -> PolarsResult<LazyFra
         .then(col(TEAM_ID))
         .otherwise(lit(""))
         .alias("__entity");
-    let rows = rows.with_column(entity);
+    // Read twice: the rows and their previous-period copy.
+    let rows = rows.with_column(entity).cache();
     let prev = rows.clone().select([
         col(LEVEL),
         col("__entity"),

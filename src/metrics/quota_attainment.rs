@@ -119,6 +119,8 @@ pub fn quota_attainment(
     shares: LazyFrame,
     periods: &PeriodFrames,
 ) -> PolarsResult<LazyFrame> {
+    // Both are read twice below (the totals and the reps-at-quota counts).
+    let shares = shares.cache();
     let events = concat_diagonal([
         won.select([
             col(PERIOD_IDX),
@@ -135,8 +137,10 @@ pub fn quota_attainment(
             .otherwise(lit(NULL).cast(DataType::Float64))
             .alias(QUOTA),
     ];
+    let shares = shares.cache();
     let rows = by_levels(events, periods, &aggs, &[BOOKINGS])?
-        .with_column(pct(col(BOOKINGS), col(QUOTA)).alias(ATTAINMENT_PCT));
+        .with_column(pct(col(BOOKINGS), col(QUOTA)).alias(ATTAINMENT_PCT))
+        .cache();
 
     // Reps with a positive quota in P, judged by their own attainment over the whole of P.
     let rep_judged = rows
