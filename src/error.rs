@@ -24,7 +24,7 @@ pub enum Error {
     },
     /// An input file or glob that matches nothing (exit 2).
     #[error(
-        "{table}: no input file matches `{uri}`; check `[inputs.{table}] uri` in the pipeline file"
+        "{table}: no input file matches `{uri}`; check its `uri` in the pipeline file"
     )]
     MissingInput { table: String, uri: String },
     /// Too many rejected rows in one table: nothing was published (exit 3).
