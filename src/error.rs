@@ -23,9 +23,7 @@ pub enum Error {
         available: String,
     },
     /// An input file or glob that matches nothing (exit 2).
-    #[error(
-        "{table}: no input file matches `{uri}`; check its `uri` in the pipeline file"
-    )]
+    #[error("{table}: no input file matches `{uri}`; check its `uri` in the pipeline file")]
     MissingInput { table: String, uri: String },
     /// Too many rejected rows in one table: nothing was published (exit 3).
     #[error(
