@@ -419,6 +419,14 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
     let mut keys = Vec::new();
     let mut plans: Vec<LazyFrame> = loaded.inputs.iter().map(Input::profile).collect();
     let n_inputs = plans.len();
+    // The unmapped activity types (for one warning each) ride in the same execution, so the
+    // activities are not read again for them.
+    let unclassified = match plan.metrics.contains(&MetricId::SellingTime) {
+        true => prepared.unclassified_types()?,
+        false => None,
+    };
+    plans.extend(unclassified.iter().cloned());
+    let n_before_tables = plans.len();
     for (g, ps) in &periods {
         for m in plan
             .metrics
@@ -437,6 +445,11 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
             .inputs
             .iter()
             .map(|i| format!("profile/{}", i.table))
+            .chain(
+                unclassified
+                    .iter()
+                    .map(|_| "unclassified_types".to_string()),
+            )
             .chain(
                 keys.iter()
                     .map(|(g, m)| format!("{}/{}", m.name(), g.name())),
@@ -472,7 +485,8 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
             }
         }
     };
-    let tables = results.split_off(n_inputs);
+    let tables = results.split_off(n_before_tables);
+    let unclassified = results.split_off(n_inputs).pop();
     summary.inputs = loaded
         .inputs
         .iter()
@@ -480,8 +494,8 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
         .map(|(input, df)| report(plan, input, df))
         .collect::<Result<_>>()?;
     if reject_limit_error(&summary.inputs).is_none() {
-        if plan.metrics.contains(&MetricId::SellingTime) {
-            warn_unclassified(&prepared)?;
+        if let Some(df) = &unclassified {
+            warn_unclassified(df)?;
         }
         timings.insert("compute".to_string(), t.elapsed().as_millis());
         info!(
@@ -555,13 +569,9 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
     Ok(summary)
 }
 
-/// One warning per activity type that no selling-time list names (SPEC §6.5).
-fn warn_unclassified(prepared: &Prepared) -> Result<()> {
-    let Some(lf) = prepared.unclassified_types()? else {
-        return Ok(());
-    };
-    // A handful of distinct type names, collected only to name them in the log.
-    let df = lf.collect()?;
+/// One warning per activity type that no selling-time list names (SPEC §6.5); `df` holds
+/// the distinct unmapped `activity_type` values.
+fn warn_unclassified(df: &DataFrame) -> Result<()> {
     for t in df
         .column(crate::columns::ACTIVITY_TYPE)?
         .str()?
