@@ -39,7 +39,7 @@ use crate::columns::{
     DEALS_WON_ON_TIME, EXPECTED_CLOSE_DATE, MEDIAN_SLIP_DAYS, NEW_VALUE, OLD_VALUE, PERIOD_END,
     PERIOD_IDX, PERIOD_START, REP_ID, SLIPPAGE_RATE_PCT, SLIPPED_AMOUNT, SOURCE_ROW, STATUS,
 };
-use crate::io::scan::{local_midnight, to_local_date};
+use crate::io::scan::{local_midnight, to_local_date, utc_datetime};
 use crate::metrics::entities::with_team_on;
 use crate::metrics::levels::{by_levels, cents, count_i64, pct};
 use crate::metrics::periods::{PeriodFrames, date_lit};
@@ -78,8 +78,8 @@ pub fn versions(
         return Ok(deals.select([
             col(DEAL_ID),
             col(EXPECTED_CLOSE_DATE).alias(E),
-            lit(NULL).cast(utc()).alias(FROM),
-            lit(NULL).cast(utc()).alias(TO),
+            lit(NULL).cast(utc_datetime()).alias(FROM),
+            lit(NULL).cast(utc_datetime()).alias(TO),
         ]));
     };
     let ordered = changes.sort(
@@ -110,7 +110,7 @@ pub fn versions(
             [col(DEAL_ID)],
             JoinArgs::new(JoinType::Left),
         )
-        .with_column(lit(NULL).cast(utc()).alias(FROM));
+        .with_column(lit(NULL).cast(utc_datetime()).alias(FROM));
     let after_each = counted.with_columns([
         col(NEW_VALUE).alias(E),
         col(CHANGED_AT).alias(FROM),
@@ -138,14 +138,10 @@ pub fn versions(
             JoinArgs::new(JoinType::Anti),
         )
         .with_columns([
-            lit(NULL).cast(utc()).alias(FROM),
-            lit(NULL).cast(utc()).alias(TO),
+            lit(NULL).cast(utc_datetime()).alias(FROM),
+            lit(NULL).cast(utc_datetime()).alias(TO),
         ]);
     concat([with_history, without_history], UnionArgs::default())
-}
-
-fn utc() -> DataType {
-    DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
 }
 
 /// Number of changes to a later date per deal and period: `deal_id`, `period_idx`, `pushes`.

@@ -26,6 +26,7 @@ use crate::columns::{
     MEAN_RESPONSE_MINUTES, MEDIAN_RESPONSE_MINUTES, P90_RESPONSE_MINUTES, PERIOD_IDX, REP_ID,
     REQUESTS, RESPONDED, RESPONSE_KIND, STARTED_AT, TEAM_ID, UNRESPONDED,
 };
+use crate::io::scan::utc_datetime;
 use crate::metrics::entities::with_team_on;
 use crate::metrics::levels::{by_levels_keyed, count_i64, pct};
 use crate::metrics::periods::PeriodFrames;
@@ -128,7 +129,7 @@ pub fn follow_up_requests(
     let by_deal = [col(DEAL_ID)];
     let outbound_at = when(is_outbound())
         .then(col(STARTED_AT))
-        .otherwise(lit(NULL).cast(col_type_utc()));
+        .otherwise(lit(NULL).cast(utc_datetime()));
     let requests = activities
         .filter(
             col(DEAL_ID)
@@ -183,10 +184,6 @@ pub fn follow_up_requests(
             col(RESPONSE_AT),
         ]),
     })
-}
-
-fn col_type_utc() -> DataType {
-    DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
 }
 
 /// Response-time rows at all levels, per response kind.
