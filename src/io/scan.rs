@@ -165,13 +165,7 @@ pub fn scan_input(
 ) -> Result<Input> {
     let table = src.table;
     let uri = src.uri();
-    let (mut raw, csv_file) = match &src.origin {
-        Origin::File(f) => (
-            scan_file(table.name(), f, &src.csv, true)?,
-            f.format == Format::Csv,
-        ),
-        Origin::Sql { query, sources } => (scan_sql(table, query, sources)?, false),
-    };
+    let (mut raw, csv_file) = scan_origin(src)?;
     let schema = raw
         .collect_schema()
         .map_err(|e| Error::config(format!("{table}: cannot read {uri}: {e}")))?;
@@ -294,10 +288,7 @@ pub fn scan_input(
 /// The mapped source columns of an input, reduced to one row (`__rows` and a null count per
 /// column): a read of exactly what the job reads, for the benchmark's baseline.
 pub fn scan_source_columns(src: &InputSource) -> Result<LazyFrame> {
-    let (mut raw, _) = match &src.origin {
-        Origin::File(f) => (scan_file(src.table.name(), f, &src.csv, true)?, true),
-        Origin::Sql { query, sources } => (scan_sql(src.table, query, sources)?, false),
-    };
+    let (mut raw, _) = scan_origin(src)?;
     let schema = raw.collect_schema()?;
     let mut aggs = vec![len().alias("__rows")];
     for source in src.columns.values() {
@@ -310,6 +301,17 @@ pub fn scan_source_columns(src: &InputSource) -> Result<LazyFrame> {
         }
     }
     Ok(raw.select(aggs))
+}
+
+/// An input's rows as read, lazily, and whether they come from CSV files.
+fn scan_origin(src: &InputSource) -> Result<(LazyFrame, bool)> {
+    Ok(match &src.origin {
+        Origin::File(f) => (
+            scan_file(src.table.name(), f, &src.csv, true)?,
+            f.format == Format::Csv,
+        ),
+        Origin::Sql { query, sources } => (scan_sql(src.table, query, sources)?, false),
+    })
 }
 
 /// A file input or raw source, lazily. `text` reads every CSV column as text (inputs: parsing
