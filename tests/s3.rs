@@ -114,6 +114,29 @@ impl Moto {
     }
 }
 
+impl Moto {
+    /// `run --as-of AS_OF --pipeline <pipeline>` plus `extra`, against this server.
+    fn run(&self, pipeline: &std::path::Path, extra: &[&str]) -> assert_cmd::Command {
+        let mut cmd = self.bin();
+        cmd.args(["run", "--as-of", AS_OF, "--pipeline"])
+            .arg(pipeline)
+            .args(extra);
+        cmd
+    }
+
+    /// [`Moto::run`], expecting success; the stdout summary.
+    fn summary(&self, pipeline: &std::path::Path, extra: &[&str]) -> serde_json::Value {
+        let out = self
+            .run(pipeline, extra)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        serde_json::from_slice(&out).unwrap()
+    }
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -153,16 +176,7 @@ fn s3_inputs_and_output_match_a_local_run() {
     let sb = Sandbox::new();
     let pipeline = s3_pipeline(&moto, &sb, "crm");
     sb.run(&[]).assert().success();
-    let out = moto
-        .bin()
-        .args(["run", "--as-of", AS_OF, "--pipeline"])
-        .arg(&pipeline)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let summary: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let summary = moto.summary(&pipeline, &[]);
     assert_eq!(summary["output"], "s3://crm/metrics");
     assert_eq!(summary["inputs"][4]["uri"], "s3://crm/exports/deals.csv");
     let parts = summary["partitions"].as_array().unwrap();
@@ -244,23 +258,7 @@ fn objects_over_10_mb_go_up_in_parts_and_read_back_whole() {
         etag.unwrap_or_default().contains('-'),
         "the input went up in parts too"
     );
-    let out = moto
-        .bin()
-        .args([
-            "run",
-            "--as-of",
-            AS_OF,
-            "--metrics",
-            "deal_size",
-            "--pipeline",
-        ])
-        .arg(&pipeline)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let summary: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let summary = moto.summary(&pipeline, &["--metrics", "deal_size"]);
     assert_eq!(summary["inputs"][4]["rows_read"], 200_016);
     assert_eq!(summary["inputs"][4]["rows_rejected"], 0);
 }
@@ -276,13 +274,7 @@ fn a_missing_bucket_exits_1_naming_it_and_writes_nothing() {
     moto.create_bucket("crm");
     let sb = Sandbox::new();
     let pipeline = s3_pipeline(&moto, &sb, "crm");
-    let run = |extra: &[&str]| {
-        let mut cmd = moto.bin();
-        cmd.args(["run", "--as-of", AS_OF, "--pipeline"])
-            .arg(&pipeline)
-            .args(extra);
-        cmd
-    };
+    let run = |extra: &[&str]| moto.run(&pipeline, extra);
     // Output bucket missing: found before any work is done.
     run(&["--output", "s3://no-such-bucket/metrics"])
         .assert()
@@ -317,9 +309,7 @@ fn wrong_credentials_exit_1_with_the_likely_cause() {
         .unwrap()
         .replace("uri = \"../output\"", "uri = \"s3://crm/metrics\"");
     std::fs::write(sb.pipeline(), text).unwrap();
-    moto.bin()
-        .args(["run", "--as-of", AS_OF, "--pipeline"])
-        .arg(sb.pipeline())
+    moto.run(&sb.pipeline(), &[])
         .assert()
         .code(1)
         .stderr(predicate::str::contains("s3://crm/metrics"))
