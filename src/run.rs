@@ -412,81 +412,37 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
     }
 
     let mut outputs: Vec<Partition> = Vec::new();
-    // One execution for every input's profile (rows, rejects, parse failures) and every table
-    // of every grain: the inputs are scanned, parsed and checked once, shared by all of them.
-    // Nothing is published unless the profiles then pass.
+    // Stage 1, one execution: every input is read, parsed and checked once, giving its profile
+    // (rows, rejects, parse failures) and the prepared metric inputs. Those are collected on
+    // purpose: every table of every grain reads them, and polars does not reliably share a
+    // sub-plan across that many consumers (measured: the checks ran once per consumer).
     let t = Instant::now();
-    let mut keys = Vec::new();
-    let mut plans: Vec<LazyFrame> = loaded.inputs.iter().map(Input::profile).collect();
-    let n_inputs = plans.len();
-    // The unmapped activity types (for one warning each) ride in the same execution, so the
-    // activities are not read again for them.
-    let unclassified = match plan.metrics.contains(&MetricId::SellingTime) {
-        true => prepared.unclassified_types()?,
-        false => None,
+    let mut prepared = prepared;
+    prepared.retain_for(&plan.metrics);
+    let n_inputs = loaded.inputs.len();
+    let mut stage1: Vec<LazyFrame> = loaded.inputs.iter().map(Input::profile).collect();
+    stage1.extend(prepared.input_plans());
+    let names: Vec<String> = loaded
+        .inputs
+        .iter()
+        .map(|i| format!("profile/{}", i.table))
+        .chain((0..stage1.len() - n_inputs).map(|i| format!("prepared/{i}")))
+        .collect();
+    let collected = match plan.per_table_timings {
+        true => profile_each(names, stage1, &mut timings),
+        false => collect_all(stage1).map_err(anyhow::Error::from),
     };
-    plans.extend(unclassified.iter().cloned());
-    let n_before_tables = plans.len();
-    for (g, ps) in &periods {
-        for m in plan
-            .metrics
-            .iter()
-            .filter(|m| **m != MetricId::RepScorecard)
-        {
-            let lf = prepared.table(*m, ps)?;
-            debug!(metric = m.name(), grain = g.name(), plan = %lf.explain(true).unwrap_or_default(), "optimized plan");
-            keys.push((*g, *m));
-            plans.push(lf);
-        }
-    }
-    let mut results = if plan.per_table_timings {
-        let mut out = Vec::new();
-        let names = loaded
-            .inputs
-            .iter()
-            .map(|i| format!("profile/{}", i.table))
-            .chain(
-                unclassified
-                    .iter()
-                    .map(|_| "unclassified_types".to_string()),
-            )
-            .chain(
-                keys.iter()
-                    .map(|(g, m)| format!("{}/{}", m.name(), g.name())),
-            );
-        for (name, lf) in names.zip(plans) {
-            let t = Instant::now();
-            let (df, profile) = lf
-                .profile()
-                .map_err(anyhow::Error::from)
-                .with_context(|| format!("computing {name}"))?;
-            // The slowest plan nodes, to see where a table's time goes.
-            let slowest = profile
-                .lazy()
-                .with_column((col("end") - col("start")).alias("us"))
-                .sort(
-                    ["us"],
-                    SortMultipleOptions::default().with_order_descending(true),
-                )
-                .limit(5)
-                .collect()?;
-            info!(table = %name, ms = t.elapsed().as_millis() as u64, slowest = %slowest, "table profile");
-            timings.insert(name, t.elapsed().as_millis());
-            out.push(df);
-        }
-        out
-    } else {
-        match collect_all(plans) {
-            Ok(dfs) => dfs,
-            Err(e) => {
-                // Input by input, to name a file that polars could not read (exit 2).
-                check(plan, &loaded)?;
-                return Err(anyhow::Error::from(e).context("computing the metric tables"));
-            }
+    let mut results = match collected {
+        Ok(dfs) => dfs,
+        Err(e) => {
+            // Input by input, to name a file that polars could not read (exit 2).
+            check(plan, &loaded)?;
+            return Err(anyhow::Error::from(e).context("reading the inputs"));
         }
     };
-    let tables = results.split_off(n_before_tables);
-    let unclassified = results.split_off(n_inputs).pop();
+    prepared.materialize(results.split_off(n_inputs));
+    timings.insert("inputs".to_string(), t.elapsed().as_millis());
+
     summary.inputs = loaded
         .inputs
         .iter()
@@ -494,33 +450,7 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
         .map(|(input, df)| report(plan, input, df))
         .collect::<Result<_>>()?;
     if reject_limit_error(&summary.inputs).is_none() {
-        if let Some(df) = &unclassified {
-            warn_unclassified(df)?;
-        }
-        timings.insert("compute".to_string(), t.elapsed().as_millis());
-        info!(
-            tables = tables.len(),
-            ms = t.elapsed().as_millis() as u64,
-            "computed"
-        );
-        let mut computed: Vec<(Grain, MetricId, DataFrame)> = keys
-            .into_iter()
-            .zip(tables)
-            .map(|((g, m), df)| (g, m, df))
-            .collect();
-        if plan.metrics.contains(&MetricId::RepScorecard) {
-            let t = Instant::now();
-            for (g, ps) in &periods {
-                let done: Vec<(MetricId, DataFrame)> = computed
-                    .iter()
-                    .filter(|(cg, _, _)| cg == g)
-                    .map(|(_, m, df)| (*m, df.clone()))
-                    .collect();
-                let df = prepared.scorecard(ps, &done)?.collect()?;
-                computed.push((*g, MetricId::RepScorecard, df));
-            }
-            timings.insert("scorecard".to_string(), t.elapsed().as_millis());
-        }
+        let computed = compute_tables(plan, &prepared, &periods, &mut timings)?;
         // Partitions in the pipeline's metric order, then grain.
         for m in &plan.metrics {
             for (g, _) in &periods {
@@ -567,6 +497,115 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
     summary.timings_ms = timings;
     write_manifest(plan, &mut summary)?;
     Ok(summary)
+}
+
+/// Stage 2 of a run, one execution: every table of every grain from the prepared inputs in
+/// memory, then each grain's scorecard from those tables.
+fn compute_tables(
+    plan: &RunPlan,
+    prepared: &Prepared,
+    periods: &[(Grain, Vec<Period>)],
+    timings: &mut BTreeMap<String, u128>,
+) -> Result<Vec<(Grain, MetricId, DataFrame)>> {
+    // Stage 2, one execution: every table of every grain, from the prepared inputs in memory.
+    // Nothing is published unless the profiles then pass.
+    let t = Instant::now();
+    let mut keys = Vec::new();
+    let mut plans: Vec<LazyFrame> = Vec::new();
+    let unclassified = match plan.metrics.contains(&MetricId::SellingTime) {
+        true => prepared.unclassified.clone(),
+        false => None,
+    };
+    plans.extend(unclassified.iter().cloned());
+    let n_before_tables = plans.len();
+    for (g, ps) in periods {
+        for m in plan
+            .metrics
+            .iter()
+            .filter(|m| **m != MetricId::RepScorecard)
+        {
+            let lf = prepared.table(*m, ps)?;
+            debug!(metric = m.name(), grain = g.name(), plan = %lf.explain(true).unwrap_or_default(), "optimized plan");
+            keys.push((*g, *m));
+            plans.push(lf);
+        }
+    }
+    let names: Vec<String> = unclassified
+        .iter()
+        .map(|_| "unclassified_types".to_string())
+        .chain(
+            keys.iter()
+                .map(|(g, m)| format!("{}/{}", m.name(), g.name())),
+        )
+        .collect();
+    let mut tables = match plan.per_table_timings {
+        true => profile_each(names, plans, timings)?,
+        false => collect_all(plans)
+            .map_err(anyhow::Error::from)
+            .context("computing the metric tables")?,
+    };
+    let unclassified = match n_before_tables {
+        0 => None,
+        _ => Some(tables.remove(0)),
+    };
+    if let Some(df) = &unclassified {
+        warn_unclassified(df)?;
+    }
+    timings.insert("compute".to_string(), t.elapsed().as_millis());
+    info!(
+        tables = tables.len(),
+        ms = t.elapsed().as_millis() as u64,
+        "computed"
+    );
+    let mut computed: Vec<(Grain, MetricId, DataFrame)> = keys
+        .into_iter()
+        .zip(tables)
+        .map(|((g, m), df)| (g, m, df))
+        .collect();
+    if plan.metrics.contains(&MetricId::RepScorecard) {
+        let t = Instant::now();
+        for (g, ps) in periods {
+            let done: Vec<(MetricId, DataFrame)> = computed
+                .iter()
+                .filter(|(cg, _, _)| cg == g)
+                .map(|(_, m, df)| (*m, df.clone()))
+                .collect();
+            let df = prepared.scorecard(ps, &done)?.collect()?;
+            computed.push((*g, MetricId::RepScorecard, df));
+        }
+        timings.insert("scorecard".to_string(), t.elapsed().as_millis());
+    }
+    Ok(computed)
+}
+
+/// `--per-table-timings`: collects each plan on its own with polars' profiler and logs its
+/// five slowest nodes (slower than one shared execution; for finding where time goes).
+fn profile_each(
+    names: Vec<String>,
+    plans: Vec<LazyFrame>,
+    timings: &mut BTreeMap<String, u128>,
+) -> Result<Vec<DataFrame>> {
+    let mut out = Vec::new();
+    for (name, lf) in names.into_iter().zip(plans) {
+        let t = Instant::now();
+        let (df, profile) = lf
+            .profile()
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("computing {name}"))?;
+        let slowest = profile
+            .lazy()
+            .with_column((col("end") - col("start")).alias("us"))
+            .sort(
+                ["us"],
+                SortMultipleOptions::default().with_order_descending(true),
+            )
+            .limit(5)
+            .collect()?;
+        info!(table = %name, ms = t.elapsed().as_millis() as u64, slowest = %slowest, "table profile");
+        timings.insert(name, t.elapsed().as_millis());
+        out.push(df);
+    }
+    Ok(out)
 }
 
 /// One warning per activity type that no selling-time list names (SPEC §6.5); `df` holds

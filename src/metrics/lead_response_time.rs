@@ -186,26 +186,26 @@ pub fn follow_up_requests(
     })
 }
 
-/// Response-time rows at all levels, per response kind.
+/// Both kinds of request in one frame, the same for every grain: `response_kind`, `rep_id`,
+/// `__request_date` and `__minutes` (null when unanswered).
 ///
 /// `first_touch` and `follow_up` come from the functions above; `request_date` turns a request
 /// instant into its reporting-time-zone date.
-pub fn lead_response_time(
+pub fn requests(
     first_touch: LazyFrame,
     follow_up: LazyFrame,
     request_date: impl Fn(Expr) -> Expr,
-    segments: LazyFrame,
-    periods: &PeriodFrames,
-    sla_minutes: &[u32],
 ) -> PolarsResult<LazyFrame> {
-    let requests = concat(
+    Ok(concat(
         [
             first_touch.with_column(lit(FIRST_TOUCH).alias(RESPONSE_KIND)),
             follow_up.with_column(lit(FOLLOW_UP).alias(RESPONSE_KIND)),
         ],
         UnionArgs::default(),
     )?
-    .with_columns([
+    .select([
+        col(RESPONSE_KIND),
+        col(REP_ID),
         request_date(col(REQUEST_AT)).alias(REQUEST_DATE),
         ((col(RESPONSE_AT) - col(REQUEST_AT))
             .dt()
@@ -213,7 +213,16 @@ pub fn lead_response_time(
             .cast(DataType::Float64)
             / lit(60_000_000.0))
         .alias(MINUTES),
-    ]);
+    ]))
+}
+
+/// Response-time rows at all levels, per response kind, from [`requests`].
+pub fn lead_response_time(
+    requests: LazyFrame,
+    segments: LazyFrame,
+    periods: &PeriodFrames,
+    sla_minutes: &[u32],
+) -> PolarsResult<LazyFrame> {
     let events = with_team_on(
         periods.place(requests, REQUEST_DATE),
         REQUEST_DATE,

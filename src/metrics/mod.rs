@@ -141,11 +141,12 @@ pub struct Prepared {
     /// Changes of `expected_close_date`: `deal_id`, `changed_at`, `old_value`, `new_value`
     /// (dates), `source_row`.
     pub changes: Option<LazyFrame>,
-    /// `lead_id`, `rep_id`, `created_at`; leads created after as-of dropped.
-    pub leads: Option<LazyFrame>,
-    /// `activity_id`, `rep_id`, `lead_id`, `deal_id`, `activity_type`, `direction` (lower case),
-    /// `started_at`, `date`, `duration_minutes`, `role`; activities after as-of dropped.
-    pub activities: Option<LazyFrame>,
+    /// Lead-response requests of both kinds ([`lead_response_time::requests`]).
+    pub requests: Option<LazyFrame>,
+    /// Logged minutes per rep and day ([`selling_time::daily`]).
+    pub daily_minutes: Option<LazyFrame>,
+    /// Distinct activity types that no selling-time list names: `activity_type`.
+    pub unclassified: Option<LazyFrame>,
     pub calendar: Calendar,
     pub reporting: Tz,
     pub settings: Settings,
@@ -219,6 +220,7 @@ impl Prepared {
             lit(NULL).cast(DataType::String)
         };
         let roles = reps.select([col(REP_ID), role.alias(ROLE)]);
+        // Activities as of T, lower-cased; read by both activity metrics.
         let activities = a.activities.clone().map(|acts| {
             acts.with_column(to_local_date(col(STARTED_AT), reporting).alias(DATE))
                 .filter(col(DATE).lt_eq(t.clone()))
@@ -233,13 +235,38 @@ impl Prepared {
                     col(DATE),
                     col(DURATION_MINUTES),
                 ])
-                .join(
-                    roles.clone(),
-                    [col(REP_ID)],
-                    [col(REP_ID)],
-                    JoinArgs::new(JoinType::Left),
-                )
                 .cache()
+        });
+        let requests = match (&leads, &activities) {
+            (Some(leads), Some(acts)) => {
+                let first = lead_response_time::first_touch_requests(leads.clone(), acts.clone());
+                let owners = deals.clone().map(|d| d.select([col(DEAL_ID), col(REP_ID)]));
+                let follow =
+                    lead_response_time::follow_up_requests(acts.clone(), owners).map_err(bug)?;
+                Some(
+                    lead_response_time::requests(first, follow, move |e| {
+                        to_local_date(e, reporting)
+                    })
+                    .map_err(bug)?,
+                )
+            }
+            _ => None,
+        };
+        let categories = selling_time::category_table(&settings.selling).map_err(bug)?;
+        let classified = activities.clone().map(|acts| {
+            let with_role = acts.join(
+                roles,
+                [col(REP_ID)],
+                [col(REP_ID)],
+                JoinArgs::new(JoinType::Left),
+            );
+            selling_time::classify(with_role, categories).cache()
+        });
+        let daily_minutes = classified.clone().map(selling_time::daily);
+        let unclassified = classified.map(|c| {
+            c.filter(col(selling_time::CATEGORY).eq(lit(selling_time::UNCLASSIFIED)))
+                .select([col(ACTIVITY_TYPE)])
+                .unique_stable(None, UniqueKeepStrategy::First)
         });
         Ok(Prepared {
             dims: Dimensions {
@@ -252,12 +279,73 @@ impl Prepared {
             deals,
             quotas: a.quotas.clone(),
             changes,
-            leads,
-            activities,
+            requests,
+            daily_minutes,
+            unclassified,
             calendar,
             reporting,
             settings,
         })
+    }
+
+    /// Every lazy input frame the metrics read, for [`Prepared::materialize`].
+    fn frames_mut(&mut self) -> Vec<&mut LazyFrame> {
+        let mut out = vec![
+            &mut self.dims.rep_names,
+            &mut self.dims.team_names,
+            &mut self.dims.segments,
+        ];
+        for f in [
+            &mut self.deals,
+            &mut self.quotas,
+            &mut self.changes,
+            &mut self.requests,
+            &mut self.daily_minutes,
+            &mut self.unclassified,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            out.push(f);
+        }
+        out
+    }
+
+    /// Drops the prepared frames that none of `metrics` reads, so a run computes only what
+    /// its tables need.
+    pub fn retain_for(&mut self, metrics: &[MetricId]) {
+        let uses = |m: &[MetricId]| metrics.iter().any(|x| m.contains(x));
+        use MetricId::*;
+        if !uses(&[QuotaAttainment, DealSlippage, DealSize]) {
+            self.deals = None;
+        }
+        if !uses(&[QuotaAttainment]) {
+            self.quotas = None;
+        }
+        if !uses(&[DealSlippage]) {
+            self.changes = None;
+        }
+        if !uses(&[LeadResponseTime]) {
+            self.requests = None;
+        }
+        if !uses(&[SellingTime]) {
+            self.daily_minutes = None;
+            self.unclassified = None;
+        }
+    }
+
+    /// The plans of every prepared input, in a fixed order; pass their results, collected, to
+    /// [`Prepared::materialize`].
+    pub fn input_plans(&mut self) -> Vec<LazyFrame> {
+        self.frames_mut().into_iter().map(|f| f.clone()).collect()
+    }
+
+    /// Replaces every prepared input by its collected frame (`dfs` in [`Prepared::input_plans`]
+    /// order), so every table of every grain reads memory instead of re-running the scans.
+    pub fn materialize(&mut self, dfs: Vec<DataFrame>) {
+        for (slot, df) in self.frames_mut().into_iter().zip(dfs) {
+            *slot = df.lazy();
+        }
     }
 
     /// Output columns of `id`'s table after the shared ones.
@@ -309,27 +397,12 @@ impl Prepared {
                 as_of,
                 self.reporting,
             ),
-            MetricId::LeadResponseTime => {
-                let acts = need(&self.activities, Table::Activities)?;
-                let first = lead_response_time::first_touch_requests(
-                    need(&self.leads, Table::Leads)?,
-                    acts.clone(),
-                );
-                let owners = self
-                    .deals
-                    .clone()
-                    .map(|d| d.select([col(DEAL_ID), col(REP_ID)]));
-                let follow = lead_response_time::follow_up_requests(acts, owners)?;
-                let tz = self.reporting;
-                lead_response_time::lead_response_time(
-                    first,
-                    follow,
-                    move |e| to_local_date(e, tz),
-                    segments(),
-                    pf,
-                    &self.settings.sla_minutes,
-                )
-            }
+            MetricId::LeadResponseTime => lead_response_time::lead_response_time(
+                need(&self.requests, Table::Activities)?,
+                segments(),
+                pf,
+                &self.settings.sla_minutes,
+            ),
             MetricId::DealSize => {
                 // The same periods plus the one before, so the first has a predecessor.
                 let mut extended = Vec::with_capacity(pf.periods_list.len() + 1);
@@ -341,17 +414,12 @@ impl Prepared {
                 let won = self.won_deals(need(&self.deals, Table::Deals)?, &ext);
                 Ok(deal_size::deal_size(won, &ext)?.filter(col(PERIOD_IDX).gt_eq(lit(0))))
             }
-            MetricId::SellingTime => {
-                let categories = selling_time::category_table(&self.settings.selling)?;
-                let acts =
-                    selling_time::classify(need(&self.activities, Table::Activities)?, categories);
-                selling_time::selling_time(
-                    acts,
-                    segments(),
-                    pf,
-                    self.settings.selling.working_minutes_per_day,
-                )
-            }
+            MetricId::SellingTime => selling_time::selling_time(
+                need(&self.daily_minutes, Table::Activities)?,
+                segments(),
+                pf,
+                self.settings.selling.working_minutes_per_day,
+            ),
             MetricId::RepScorecard => Err(polars_err!(
                 ComputeError: "internal error (a bug): the scorecard is built from finished tables"
             )),
@@ -425,20 +493,6 @@ impl Prepared {
             CLOSED_DATE,
             self.dims.segments.clone(),
         )
-    }
-
-    /// Activity types that no selling-time list names (for a warning), as a lazy plan.
-    pub fn unclassified_types(&self) -> PolarsResult<Option<LazyFrame>> {
-        let Some(acts) = self.activities.clone() else {
-            return Ok(None);
-        };
-        let categories = selling_time::category_table(&self.settings.selling)?;
-        Ok(Some(
-            selling_time::classify(acts, categories)
-                .filter(col(selling_time::CATEGORY).eq(lit(selling_time::UNCLASSIFIED)))
-                .select([col(ACTIVITY_TYPE)])
-                .unique_stable(None, UniqueKeepStrategy::First),
-        ))
     }
 }
 

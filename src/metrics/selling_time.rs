@@ -138,35 +138,49 @@ pub fn classify(activities: LazyFrame, categories: LazyFrame) -> LazyFrame {
         .drop(cols(["__role_category", "__default_category"]))
 }
 
-/// Selling-time rows at all levels.
+/// Logged minutes per rep and day, the same for every grain: `rep_id`, `date`, and the
+/// `selling_minutes`, `non_selling_minutes`, `unclassified_minutes` and `total_minutes` of
+/// that day. Every later sum adds these, so a period's figures are sums of days.
 ///
 /// `activities`: classified (see [`classify`]), with `rep_id`, `date` (reporting time zone),
 /// `duration_minutes`, `category`.
+pub fn daily(activities: LazyFrame) -> LazyFrame {
+    let minutes = |cat: &str| {
+        when(col(CATEGORY).eq(lit(cat)))
+            .then(col(DURATION_MINUTES))
+            .otherwise(lit(0.0))
+    };
+    activities
+        .filter(col(DURATION_MINUTES).gt(lit(0.0)).fill_null(lit(false)))
+        .group_by([col(REP_ID), col(DATE)])
+        .agg([
+            minutes(SELLING).sum().alias(SELLING_MINUTES),
+            minutes(NON_SELLING).sum().alias(NON_SELLING_MINUTES),
+            minutes(UNCLASSIFIED).sum().alias(UNCLASSIFIED_MINUTES),
+            col(DURATION_MINUTES).sum().alias(TOTAL_MINUTES),
+        ])
+}
+
+/// Selling-time rows at all levels, from [`daily`].
 pub fn selling_time(
-    activities: LazyFrame,
+    daily: LazyFrame,
     segments: LazyFrame,
     periods: &PeriodFrames,
     working_minutes_per_day: Option<f64>,
 ) -> PolarsResult<LazyFrame> {
-    let logged = activities.filter(col(DURATION_MINUTES).gt(lit(0.0)).fill_null(lit(false)));
-    let events = with_team_on(periods.place(logged, DATE), DATE, segments.clone()).select([
-        col(PERIOD_IDX),
-        col(REP_ID),
-        col(TEAM_ID),
-        col(CATEGORY),
-        col(DURATION_MINUTES),
-    ]);
-    let minutes = |cat: &str| {
-        col(DURATION_MINUTES)
-            .filter(col(CATEGORY).eq(lit(cat)))
-            .sum()
-    };
-    let mut aggs = vec![
-        minutes(SELLING).alias(SELLING_MINUTES),
-        minutes(NON_SELLING).alias(NON_SELLING_MINUTES),
-        minutes(UNCLASSIFIED).alias(UNCLASSIFIED_MINUTES),
-        col(DURATION_MINUTES).sum().alias(TOTAL_MINUTES),
+    let sums = [
+        SELLING_MINUTES,
+        NON_SELLING_MINUTES,
+        UNCLASSIFIED_MINUTES,
+        TOTAL_MINUTES,
     ];
+    let events = with_team_on(periods.place(daily, DATE), DATE, segments.clone()).select(
+        [col(PERIOD_IDX), col(REP_ID), col(TEAM_ID)]
+            .into_iter()
+            .chain(sums.map(col))
+            .collect::<Vec<_>>(),
+    );
+    let mut aggs: Vec<Expr> = sums.iter().map(|c| col(*c).sum()).collect();
     let events = match working_minutes_per_day {
         Some(per_day) => {
             // One capacity row per weekday of the period for each rep with activity in it,
@@ -196,13 +210,7 @@ pub fn selling_time(
         }
         None => events,
     };
-    let zero = [
-        SELLING_MINUTES,
-        NON_SELLING_MINUTES,
-        UNCLASSIFIED_MINUTES,
-        TOTAL_MINUTES,
-    ];
-    let rows = by_levels(events, periods, &aggs, &zero)?.with_column(
+    let rows = by_levels(events, periods, &aggs, &sums)?.with_column(
         pct(
             col(SELLING_MINUTES),
             col(SELLING_MINUTES) + col(NON_SELLING_MINUTES),
@@ -320,7 +328,7 @@ mod tests {
                 "2024-01|rep|SDR1|40.00|20.00|0.00|60.00|66.67|-|-",
             ]
         );
-        let unmapped = p.unclassified_types()?.expect("activities").collect()?;
+        let unmapped = p.unclassified.clone().expect("activities").collect()?;
         assert_eq!(rows(&unmapped, &[ACTIVITY_TYPE]), ["gardening"]);
         Ok(())
     }
