@@ -437,7 +437,7 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
         Err(e) => {
             // Input by input, to name a file that polars could not read (exit 2).
             check(plan, &loaded)?;
-            return Err(anyhow::Error::from(e).context("reading the inputs"));
+            return Err(e.context("reading the inputs"));
         }
     };
     prepared.materialize(results.split_off(n_inputs));
