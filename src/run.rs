@@ -193,14 +193,14 @@ fn report(plan: &RunPlan, input: &Input, df: &DataFrame) -> Result<InputReport> 
 
 /// Collects several plans in one execution, so polars shares their common sub-plans (input
 /// scans, parsing, the as-of preparation) instead of redoing them for every table.
-fn collect_all(lfs: Vec<LazyFrame>) -> PolarsResult<Vec<DataFrame>> {
+fn collect_all(lfs: Vec<LazyFrame>, engine: Engine) -> PolarsResult<Vec<DataFrame>> {
     let Some(first) = lfs.first() else {
         return Ok(Vec::new());
     };
     let opt = first.get_current_optimizations();
     LazyFrame::collect_all_with_engine(
         lfs.into_iter().map(|lf| lf.logical_plan).collect(),
-        Engine::Auto,
+        engine,
         opt,
     )
 }
@@ -430,7 +430,9 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
         .collect();
     let collected = match plan.per_table_timings {
         true => profile_each(names, stage1, &mut timings),
-        false => collect_all(stage1).map_err(anyhow::Error::from),
+        // The streaming engine reads the inputs in batches: at 5 M activities this stage took
+        // 5.7 s and the run peaked at 2.0 GB, against 7.4 s and 2.7 GB in memory.
+        false => collect_all(stage1, Engine::Streaming).map_err(anyhow::Error::from),
     };
     let mut results = match collected {
         Ok(dfs) => dfs,
@@ -540,7 +542,7 @@ fn compute_tables(
         .collect();
     let mut tables = match plan.per_table_timings {
         true => profile_each(names, plans, timings)?,
-        false => collect_all(plans)
+        false => collect_all(plans, Engine::Auto)
             .map_err(anyhow::Error::from)
             .context("computing the metric tables")?,
     };

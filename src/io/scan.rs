@@ -52,6 +52,9 @@ pub struct Input {
     /// Read from CSV files (rejects then carry `source_line`).
     pub csv_file: bool,
     checked: LazyFrame,
+    /// `checked` without the shared cache: a plan reading a column or two of it on its own
+    /// (see [`Input::typed_min`]) reads only those columns.
+    unshared: LazyFrame,
 }
 
 /// A canonical column whose values are parsed, and the source column they come from.
@@ -116,13 +119,14 @@ impl Input {
     /// not computed for it.
     pub fn typed_min(&self, canonical: &str, reporting: Tz) -> Option<LazyFrame> {
         let p = self.parsed.iter().find(|p| p.canonical == canonical)?;
-        let c = col(typed_name(canonical));
+        // The earliest instant's date is the earliest date: converting one value, not all.
+        let min = col(typed_name(canonical)).min();
         let date = if p.kind == Kind::Timestamp {
-            to_local_date(c, reporting)
+            to_local_date(min, reporting)
         } else {
-            c
+            min
         };
-        Some(self.checked.clone().select([date.min().alias("d")]))
+        Some(self.unshared.clone().select([date.alias("d")]))
     }
 
     /// One row: `__rows`, `__reason_<r>` per reason, and per parsed column `__nonnull_<c>`,
@@ -283,7 +287,8 @@ pub fn scan_input(
         parsed,
         csv_file,
         // The profile and the accepted rows read the same checked rows in one execution.
-        checked: checked.cache(),
+        checked: checked.clone().cache(),
+        unshared: checked,
     })
 }
 

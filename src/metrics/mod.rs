@@ -222,7 +222,8 @@ impl Prepared {
         let roles = reps.select([col(REP_ID), role.alias(ROLE)]);
         // Activities as of T, lower-cased; read by both activity metrics.
         let activities = a.activities.clone().map(|acts| {
-            acts.with_column(to_local_date(col(STARTED_AT), reporting).alias(DATE))
+            let a = acts
+                .with_column(to_local_date(col(STARTED_AT), reporting).alias(DATE))
                 .filter(col(DATE).lt_eq(t.clone()))
                 .select([
                     col(ACTIVITY_ID),
@@ -234,8 +235,8 @@ impl Prepared {
                     col(STARTED_AT),
                     col(DATE),
                     col(DURATION_MINUTES),
-                ])
-                .cache()
+                ]);
+            a.cache()
         });
         let requests = match (&leads, &activities) {
             (Some(leads), Some(acts)) => {
