@@ -159,9 +159,11 @@ pub fn pushes(changes: LazyFrame, periods: &PeriodFrames, as_of: NaiveDate, tz: 
 /// Slippage rows at all levels (before [`crate::metrics::levels::finish`]).
 ///
 /// `deals`: as of T (`deal_id`, `rep_id`, `created_at`, `created_date`, `status`,
-/// `closed_date`, `expected_close_date`, `amount`); `changes` as for [`versions`].
+/// `closed_date`, `expected_close_date`, `amount`); `versions` from [`versions`] (the same
+/// for every grain); `changes` as for [`versions`].
 pub fn deal_slippage(
     deals: LazyFrame,
+    versions: LazyFrame,
     changes: Option<LazyFrame>,
     segments: LazyFrame,
     periods: &PeriodFrames,
@@ -171,10 +173,7 @@ pub fn deal_slippage(
     let t = date_lit(as_of);
     let has_history = changes.is_some();
     let cohort = periods
-        .place(
-            versions(deals.clone(), changes.clone(), as_of, tz)?.filter(col(E).is_not_null()),
-            E,
-        )
+        .place(versions.filter(col(E).is_not_null()), E)
         .join(
             periods
                 .periods

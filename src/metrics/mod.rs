@@ -141,6 +141,8 @@ pub struct Prepared {
     /// Changes of `expected_close_date`: `deal_id`, `changed_at`, `old_value`, `new_value`
     /// (dates), `source_row`.
     pub changes: Option<LazyFrame>,
+    /// Expected-close-date versions of every deal ([`deal_slippage::versions`]).
+    pub versions: Option<LazyFrame>,
     /// Lead-response requests of both kinds ([`lead_response_time::requests`]).
     pub requests: Option<LazyFrame>,
     /// Logged minutes per rep and day ([`selling_time::daily`]).
@@ -209,6 +211,7 @@ impl Prepared {
                 as_date(NEW_VALUE).alias(NEW_VALUE),
                 col(SOURCE_ROW),
             ])
+            .cache()
         });
         let leads = a.leads.clone().map(|l| {
             l.filter(to_local_date(col(CREATED_AT), reporting).lt_eq(t.clone()))
@@ -238,6 +241,13 @@ impl Prepared {
                 ]);
             a.cache()
         });
+        let versions = match &deals {
+            Some(d) => Some(
+                deal_slippage::versions(d.clone(), changes.clone(), as_of, reporting)
+                    .map_err(bug)?,
+            ),
+            None => None,
+        };
         let requests = match (&leads, &activities) {
             (Some(leads), Some(acts)) => {
                 let first = lead_response_time::first_touch_requests(leads.clone(), acts.clone());
@@ -279,6 +289,7 @@ impl Prepared {
             },
             deals,
             quotas: a.quotas.clone(),
+            versions,
             changes,
             requests,
             daily_minutes,
@@ -299,6 +310,7 @@ impl Prepared {
         for f in [
             &mut self.deals,
             &mut self.quotas,
+            &mut self.versions,
             &mut self.changes,
             &mut self.requests,
             &mut self.daily_minutes,
@@ -324,6 +336,7 @@ impl Prepared {
             self.quotas = None;
         }
         if !uses(&[DealSlippage]) {
+            self.versions = None;
             self.changes = None;
         }
         if !uses(&[LeadResponseTime]) {
@@ -392,6 +405,7 @@ impl Prepared {
             }
             MetricId::DealSlippage => deal_slippage::deal_slippage(
                 need(&self.deals, Table::Deals)?,
+                need(&self.versions, Table::Deals)?,
                 self.changes.clone(),
                 segments(),
                 pf,
