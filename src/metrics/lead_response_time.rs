@@ -203,7 +203,8 @@ pub fn follow_up_requests(
 }
 
 /// Both kinds of request in one frame, the same for every grain: `response_kind`, `rep_id`,
-/// `__request_date`, `__micros` and `__minutes` (null when unanswered).
+/// `team_id` (the rep's team on the request date), `__request_date`, `__micros` and
+/// `__minutes` (null when unanswered).
 ///
 /// `first_touch` and `follow_up` come from the functions above; `request_date` turns a request
 /// instant into its reporting-time-zone date.
@@ -211,8 +212,9 @@ pub fn requests(
     first_touch: LazyFrame,
     follow_up: LazyFrame,
     request_date: impl Fn(Expr) -> Expr,
+    segments: LazyFrame,
 ) -> PolarsResult<LazyFrame> {
-    Ok(concat(
+    let requests = concat(
         [
             first_touch.with_column(lit(FIRST_TOUCH).alias(RESPONSE_KIND)),
             follow_up.with_column(lit(FOLLOW_UP).alias(RESPONSE_KIND)),
@@ -228,22 +230,17 @@ pub fn requests(
             .total_microseconds(false)
             .alias(MICROS),
     ])
-    .with_column((col(MICROS).cast(DataType::Float64) / lit(MICROS_PER_MINUTE)).alias(MINUTES)))
+    .with_column((col(MICROS).cast(DataType::Float64) / lit(MICROS_PER_MINUTE)).alias(MINUTES));
+    Ok(with_team_on(requests, REQUEST_DATE, segments))
 }
 
 /// Response-time rows at all levels, per response kind, from [`requests`].
 pub fn lead_response_time(
     requests: LazyFrame,
-    segments: LazyFrame,
     periods: &PeriodFrames,
     sla_minutes: &[u32],
 ) -> PolarsResult<LazyFrame> {
-    let events = with_team_on(
-        periods.place(requests, REQUEST_DATE),
-        REQUEST_DATE,
-        segments,
-    )
-    .select([
+    let events = periods.place(requests, REQUEST_DATE).select([
         col(PERIOD_IDX),
         col(REP_ID),
         col(TEAM_ID),

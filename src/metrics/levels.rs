@@ -101,12 +101,17 @@ pub fn finish(
     ctx: &Dimensions,
     metric_cols: &[&str],
 ) -> PolarsResult<LazyFrame> {
-    let rows = rows.join(
-        periods.periods.clone(),
-        [col(PERIOD_IDX)],
-        [col(PERIOD_IDX)],
-        JoinArgs::new(JoinType::Inner),
-    );
+    // Cached: the rows split into rep and other rows below, and without the cache the
+    // optimiser pushes each branch's level filter into its own copy of every aggregation
+    // (measured: every group-by of a table ran twice).
+    let rows = rows
+        .join(
+            periods.periods.clone(),
+            [col(PERIOD_IDX)],
+            [col(PERIOD_IDX)],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .cache();
     let is_rep = col(LEVEL).eq(lit(REP));
     let team_day = when(col(PERIOD_END).gt(date_lit(ctx.as_of)))
         .then(date_lit(ctx.as_of))

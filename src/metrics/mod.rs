@@ -255,9 +255,12 @@ impl Prepared {
                 let follow =
                     lead_response_time::follow_up_requests(acts.clone(), owners).map_err(bug)?;
                 Some(
-                    lead_response_time::requests(first, follow, move |e| {
-                        to_local_date(e, reporting)
-                    })
+                    lead_response_time::requests(
+                        first,
+                        follow,
+                        move |e| to_local_date(e, reporting),
+                        segments.clone(),
+                    )
                     .map_err(bug)?,
                 )
             }
@@ -273,7 +276,9 @@ impl Prepared {
             );
             selling_time::classify(with_role, categories).cache()
         });
-        let daily_minutes = classified.clone().map(selling_time::daily);
+        let daily_minutes = classified
+            .clone()
+            .map(|c| selling_time::daily(c, segments.clone()));
         let unclassified = classified.map(|c| {
             c.filter(col(selling_time::CATEGORY).eq(lit(selling_time::UNCLASSIFIED)))
                 .select([col(ACTIVITY_TYPE)])
@@ -414,7 +419,6 @@ impl Prepared {
             ),
             MetricId::LeadResponseTime => lead_response_time::lead_response_time(
                 need(&self.requests, Table::Activities)?,
-                segments(),
                 pf,
                 &self.settings.sla_minutes,
             ),

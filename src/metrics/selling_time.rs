@@ -138,19 +138,20 @@ pub fn classify(activities: LazyFrame, categories: LazyFrame) -> LazyFrame {
         .drop(cols(["__role_category", "__default_category"]))
 }
 
-/// Logged minutes per rep and day, the same for every grain: `rep_id`, `date`, and the
+/// Logged minutes per rep and day, the same for every grain: `rep_id`, `date`, `team_id`
+/// (the rep's team that day), and the
 /// `selling_minutes`, `non_selling_minutes`, `unclassified_minutes` and `total_minutes` of
 /// that day. Every later sum adds these, so a period's figures are sums of days.
 ///
 /// `activities`: classified (see [`classify`]), with `rep_id`, `date` (reporting time zone),
 /// `duration_minutes`, `category`.
-pub fn daily(activities: LazyFrame) -> LazyFrame {
+pub fn daily(activities: LazyFrame, segments: LazyFrame) -> LazyFrame {
     let minutes = |cat: &str| {
         when(col(CATEGORY).eq(lit(cat)))
             .then(col(DURATION_MINUTES))
             .otherwise(lit(0.0))
     };
-    activities
+    let daily = activities
         .filter(col(DURATION_MINUTES).gt(lit(0.0)).fill_null(lit(false)))
         .group_by([col(REP_ID), col(DATE)])
         .agg([
@@ -158,7 +159,8 @@ pub fn daily(activities: LazyFrame) -> LazyFrame {
             minutes(NON_SELLING).sum().alias(NON_SELLING_MINUTES),
             minutes(UNCLASSIFIED).sum().alias(UNCLASSIFIED_MINUTES),
             col(DURATION_MINUTES).sum().alias(TOTAL_MINUTES),
-        ])
+        ]);
+    with_team_on(daily, DATE, segments)
 }
 
 /// Selling-time rows at all levels, from [`daily`].
@@ -174,7 +176,7 @@ pub fn selling_time(
         UNCLASSIFIED_MINUTES,
         TOTAL_MINUTES,
     ];
-    let events = with_team_on(periods.place(daily, DATE), DATE, segments.clone()).select(
+    let events = periods.place(daily, DATE).select(
         [col(PERIOD_IDX), col(REP_ID), col(TEAM_ID)]
             .into_iter()
             .chain(sums.map(col))
