@@ -34,7 +34,6 @@ use crate::metrics::periods::PeriodFrames;
 const REQUEST_AT: &str = "__request_at";
 const RESPONSE_AT: &str = "__response_at";
 const REQUEST_DATE: &str = "__request_date";
-const MINUTES: &str = "__minutes";
 const MICROS: &str = "__micros";
 const MICROS_PER_MINUTE: f64 = 60_000_000.0;
 
@@ -203,8 +202,8 @@ pub fn follow_up_requests(
 }
 
 /// Both kinds of request in one frame, the same for every grain: `response_kind`, `rep_id`,
-/// `team_id` (the rep's team on the request date), `__request_date`, `__micros` and
-/// `__minutes` (null when unanswered).
+/// `team_id` (the rep's team on the request date), `__request_date` and `__micros` (null
+/// when unanswered).
 ///
 /// `first_touch` and `follow_up` come from the functions above; `request_date` turns a request
 /// instant into its reporting-time-zone date.
@@ -229,8 +228,7 @@ pub fn requests(
             .dt()
             .total_microseconds(false)
             .alias(MICROS),
-    ])
-    .with_column((col(MICROS).cast(DataType::Float64) / lit(MICROS_PER_MINUTE)).alias(MINUTES));
+    ]);
     Ok(with_team_on(requests, REQUEST_DATE, segments))
 }
 
@@ -246,28 +244,33 @@ pub fn lead_response_time(
         col(TEAM_ID),
         col(RESPONSE_KIND),
         col(MICROS),
-        col(MINUTES),
     ]);
-    let m = || col(MINUTES);
+    // Figures come from integer microseconds and turn into minutes last: comparisons with the
+    // SLA are exact, and no value depends on how an engine divides a column by a constant (the
+    // streaming engine and the in-memory one can differ in the last bit).
+    let us = || col(MICROS);
+    let minutes = |e: Expr| e / lit(MICROS_PER_MINUTE);
     let mut aggs = vec![
         count_i64(len()).alias(REQUESTS),
-        count_i64(m().count()).alias(RESPONDED),
+        count_i64(us().count()).alias(RESPONDED),
         // From the exact integer sum, so the mean does not depend on the order of requests.
-        when(col(MICROS).count().gt(lit(0)))
-            .then(
-                col(MICROS).sum().cast(DataType::Float64)
-                    / col(MICROS).count().cast(DataType::Float64)
-                    / lit(MICROS_PER_MINUTE),
-            )
+        when(us().count().gt(lit(0)))
+            .then(minutes(
+                us().sum().cast(DataType::Float64) / us().count().cast(DataType::Float64),
+            ))
             .otherwise(lit(NULL).cast(DataType::Float64))
             .alias(MEAN_RESPONSE_MINUTES),
-        m().median().alias(MEDIAN_RESPONSE_MINUTES),
-        m().quantile(lit(0.9), QuantileMethod::Linear)
-            .alias(P90_RESPONSE_MINUTES),
+        minutes(us().cast(DataType::Float64).median()).alias(MEDIAN_RESPONSE_MINUTES),
+        minutes(
+            us().cast(DataType::Float64)
+                .quantile(lit(0.9), QuantileMethod::Linear),
+        )
+        .alias(P90_RESPONSE_MINUTES),
     ];
     let mut zero: Vec<String> = vec![REQUESTS.into(), RESPONDED.into()];
     for s in sla_minutes {
-        aggs.push(count_i64(m().lt_eq(lit(f64::from(*s))).sum()).alias(within(*s)));
+        let limit = i64::from(*s) * MICROS_PER_MINUTE as i64;
+        aggs.push(count_i64(us().lt_eq(lit(limit)).sum()).alias(within(*s)));
         zero.push(within(*s));
     }
     let zero: Vec<&str> = zero.iter().map(String::as_str).collect();

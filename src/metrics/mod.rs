@@ -266,7 +266,6 @@ impl Prepared {
             }
             _ => None,
         };
-        let categories = selling_time::category_table(&settings.selling).map_err(bug)?;
         let classified = activities.clone().map(|acts| {
             let with_role = acts.join(
                 roles,
@@ -274,7 +273,7 @@ impl Prepared {
                 [col(REP_ID)],
                 JoinArgs::new(JoinType::Left),
             );
-            selling_time::classify(with_role, categories).cache()
+            selling_time::classify(with_role, &settings.selling).cache()
         });
         let daily_minutes = classified
             .clone()

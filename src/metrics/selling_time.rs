@@ -79,63 +79,38 @@ impl Default for SellingSettings {
     }
 }
 
-/// The category table: `__scope` ("" for defaults, else a lower-case role), `activity_type`
-/// (lower case), `category`. Selling wins when a scope lists a type twice.
-pub fn category_table(s: &SellingSettings) -> PolarsResult<LazyFrame> {
-    let (mut scope, mut types, mut cats) = (Vec::new(), Vec::new(), Vec::new());
-    let scopes = std::iter::once((String::new(), &s.default))
-        .chain(s.roles.iter().map(|(r, l)| (r.to_lowercase(), l)));
-    for (name, lists) in scopes {
-        let mut seen = std::collections::BTreeSet::new();
-        for (list, cat) in [(&lists.selling, SELLING), (&lists.non_selling, NON_SELLING)] {
-            for t in list {
-                if seen.insert(t.to_lowercase()) {
-                    scope.push(name.clone());
-                    types.push(t.to_lowercase());
-                    cats.push(cat);
-                }
-            }
-        }
+/// `category` of an activity from its `activity_type` and its rep's `role` (both lower
+/// case): the role's lists first, then the defaults, else `unclassified`. Within one scope a
+/// type in both lists is selling. An expression, not a join: the lists are a few words.
+pub fn category(s: &SellingSettings) -> Expr {
+    let in_list = |types: &[String]| {
+        let lower: Vec<String> = types.iter().map(|t| t.to_lowercase()).collect();
+        col(ACTIVITY_TYPE)
+            .is_in(
+                lit(Series::new("types".into(), lower)).implode(false),
+                false,
+            )
+            .fill_null(lit(false))
+    };
+    let mut category = when(in_list(&s.default.selling))
+        .then(lit(SELLING))
+        .when(in_list(&s.default.non_selling))
+        .then(lit(NON_SELLING))
+        .otherwise(lit(UNCLASSIFIED));
+    for (role, lists) in &s.roles {
+        let is_role = col(ROLE).eq(lit(role.to_lowercase())).fill_null(lit(false));
+        category = when(is_role.clone().and(in_list(&lists.selling)))
+            .then(lit(SELLING))
+            .when(is_role.and(in_list(&lists.non_selling)))
+            .then(lit(NON_SELLING))
+            .otherwise(category);
     }
-    Ok(df!("__scope" => scope, ACTIVITY_TYPE => types, CATEGORY => cats)?.lazy())
+    category
 }
 
-/// Adds `category` to activities with `activity_type` and `role` (both lower case).
-pub fn classify(activities: LazyFrame, categories: LazyFrame) -> LazyFrame {
-    let by_role = categories
-        .clone()
-        .filter(col("__scope").neq(lit("")))
-        .select([
-            col("__scope").alias(ROLE),
-            col(ACTIVITY_TYPE),
-            col(CATEGORY).alias("__role_category"),
-        ]);
-    let by_default = categories.filter(col("__scope").eq(lit(""))).select([
-        col(ACTIVITY_TYPE),
-        col(CATEGORY).alias("__default_category"),
-    ]);
-    activities
-        .join(
-            by_role,
-            [col(ROLE), col(ACTIVITY_TYPE)],
-            [col(ROLE), col(ACTIVITY_TYPE)],
-            JoinArgs::new(JoinType::Left),
-        )
-        .join(
-            by_default,
-            [col(ACTIVITY_TYPE)],
-            [col(ACTIVITY_TYPE)],
-            JoinArgs::new(JoinType::Left),
-        )
-        .with_column(
-            coalesce(&[
-                col("__role_category"),
-                col("__default_category"),
-                lit(UNCLASSIFIED),
-            ])
-            .alias(CATEGORY),
-        )
-        .drop(cols(["__role_category", "__default_category"]))
+/// Adds `category` ([`category`]) to activities with `activity_type` and `role`.
+pub fn classify(activities: LazyFrame, s: &SellingSettings) -> LazyFrame {
+    activities.with_column(category(s).alias(CATEGORY))
 }
 
 /// Logged minutes per rep and day, the same for every grain: `rep_id`, `date`, `team_id`
@@ -146,10 +121,19 @@ pub fn classify(activities: LazyFrame, categories: LazyFrame) -> LazyFrame {
 /// `activities`: classified (see [`classify`]), with `rep_id`, `date` (reporting time zone),
 /// `duration_minutes`, `category`.
 pub fn daily(activities: LazyFrame, segments: LazyFrame) -> LazyFrame {
+    // Summed as integer micro-minutes: exact, so the sums do not depend on the order in
+    // which rows arrive (which varies from run to run on the streaming engine).
+    let micro = |e: Expr| {
+        (e * lit(MICRO_MINUTES))
+            .round(0, RoundMode::HalfAwayFromZero)
+            .cast(DataType::Int64)
+    };
     let minutes = |cat: &str| {
-        when(col(CATEGORY).eq(lit(cat)))
-            .then(col(DURATION_MINUTES))
-            .otherwise(lit(0.0))
+        micro(
+            when(col(CATEGORY).eq(lit(cat)))
+                .then(col(DURATION_MINUTES))
+                .otherwise(lit(0.0)),
+        )
     };
     let daily = activities
         .filter(col(DURATION_MINUTES).gt(lit(0.0)).fill_null(lit(false)))
@@ -158,10 +142,13 @@ pub fn daily(activities: LazyFrame, segments: LazyFrame) -> LazyFrame {
             minutes(SELLING).sum().alias(SELLING_MINUTES),
             minutes(NON_SELLING).sum().alias(NON_SELLING_MINUTES),
             minutes(UNCLASSIFIED).sum().alias(UNCLASSIFIED_MINUTES),
-            col(DURATION_MINUTES).sum().alias(TOTAL_MINUTES),
+            micro(col(DURATION_MINUTES)).sum().alias(TOTAL_MINUTES),
         ]);
     with_team_on(daily, DATE, segments)
 }
+
+/// Micro-minutes per minute: the integer unit [`daily`] sums in.
+const MICRO_MINUTES: f64 = 1e6;
 
 /// Selling-time rows at all levels, from [`daily`].
 pub fn selling_time(
@@ -182,7 +169,10 @@ pub fn selling_time(
             .chain(sums.map(col))
             .collect::<Vec<_>>(),
     );
-    let mut aggs: Vec<Expr> = sums.iter().map(|c| col(*c).sum()).collect();
+    let mut aggs: Vec<Expr> = sums
+        .iter()
+        .map(|c| (col(*c).sum().cast(DataType::Float64) / lit(MICRO_MINUTES)).alias(*c))
+        .collect();
     let events = match working_minutes_per_day {
         Some(per_day) => {
             // One capacity row per weekday of the period for each rep with activity in it,
@@ -368,19 +358,36 @@ mod tests {
     }
 
     #[test]
-    fn a_type_in_both_lists_is_selling() -> PolarsResult<()> {
+    fn a_type_in_both_lists_is_selling_and_role_lists_come_first() -> PolarsResult<()> {
         let s = SellingSettings {
             default: TypeLists {
-                selling: vec!["call".into()],
-                non_selling: vec!["call".into(), "note".into()],
+                selling: vec!["Call".into()],
+                non_selling: vec!["call".into(), "note".into(), "prospecting".into()],
             },
-            roles: Default::default(),
+            roles: BTreeMap::from([(
+                "SDR".to_string(),
+                TypeLists {
+                    selling: vec!["prospecting".into()],
+                    non_selling: vec![],
+                },
+            )]),
             working_minutes_per_day: None,
         };
-        let t = category_table(&s)?.collect()?;
+        let acts = df!(
+            ROLE => [Some("sdr"), Some("sdr"), None, Some("ae"), Some("ae"), None],
+            ACTIVITY_TYPE => [Some("prospecting"), Some("call"), Some("prospecting"), Some("note"), Some("gardening"), None],
+        )?;
+        let out = classify(acts.lazy(), &s).collect()?;
         assert_eq!(
-            sorted_rows(&t, &["__scope", ACTIVITY_TYPE, CATEGORY]),
-            ["|call|selling", "|note|non_selling"]
+            rows(&out, &[ROLE, ACTIVITY_TYPE, CATEGORY]),
+            [
+                "sdr|prospecting|selling",
+                "sdr|call|selling",
+                "-|prospecting|non_selling",
+                "ae|note|non_selling",
+                "ae|gardening|unclassified",
+                "-|-|unclassified"
+            ]
         );
         Ok(())
     }
