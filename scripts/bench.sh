@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark (not a test): generates the three sizes of issue 7 once into bench-data/, then times
 # for each: a bare scan of the columns the job reads, and `run` end to end (six tables, month
-# and quarter grains), with peak RSS from /usr/bin/time. Prints a Markdown table.
+# and quarter grains), with peak RSS sampled from /proc. Prints a Markdown table.
 #
 #   scripts/bench.sh                 # small medium large
 #   SIZES="small medium" scripts/bench.sh
@@ -19,9 +19,28 @@ declare -A args=(
 )
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-timed() { # prints "seconds peak_MiB" of the command
-  /usr/bin/time -f "%e %M" -o "$out/time" "$@" > "$out/stdout" 2> "$out/stderr" || { cat "$out/stderr" >&2; exit 1; }
-  awk '{ printf "%s %.0f", $1, $2 / 1024 }' "$out/time"
+# Runs the command, printing "seconds peak_MiB"; stops it (and prints "stopped peak_MiB")
+# once its RSS passes BENCH_MAX_RSS_MIB (default 12288), so a run that does not fit in
+# memory ends in a table row instead of a frozen machine.
+max_kib=$(( ${BENCH_MAX_RSS_MIB:-12288} * 1024 ))
+timed() {
+  local start end pid rss peak=0 stopped=0
+  start=$(date +%s.%N)
+  "$@" > "$out/stdout" 2> "$out/stderr" &
+  pid=$!
+  while kill -0 "$pid" 2> /dev/null; do
+    rss=$(awk '/VmRSS/ { print $2 }' "/proc/$pid/status" 2> /dev/null || true)
+    if [ -n "$rss" ] && [ "$rss" -gt "$peak" ]; then peak=$rss; fi
+    if [ "$peak" -gt "$max_kib" ]; then kill -9 "$pid" 2> /dev/null; stopped=1; fi
+    sleep 0.02
+  done
+  if ! wait "$pid" && [ "$stopped" = 0 ]; then cat "$out/stderr" >&2; exit 1; fi
+  end=$(date +%s.%N)
+  if [ "$stopped" = 1 ]; then
+    awk -v p="$peak" 'BEGIN { printf "stopped %.0f", p / 1024 }'
+  else
+    awk -v s="$start" -v e="$end" -v p="$peak" 'BEGIN { printf "%.2f %.0f", e - s, p / 1024 }'
+  fi
 }
 echo "| size | activities | input (MiB) | generate (s) | bare scan (s) | run (s) | run / scan | peak RSS (MiB) |"
 echo "|---|---|---|---|---|---|---|---|"
@@ -36,7 +55,7 @@ for s in $sizes; do
   read -r scan _ <<< "$(timed $bin scan --pipeline "$dir/pipeline.toml")"
   rm -rf "$out/metrics"
   read -r run rss <<< "$(timed $bin run --pipeline "$dir/pipeline.toml" --as-of 2024-12-31 --output "$out/metrics" --log-format json)"
-  ratio=$(awk -v r="$run" -v s="$scan" 'BEGIN { printf "%.1f", r / s }')
+  ratio=$(awk -v r="$run" -v s="$scan" 'BEGIN { if (r == "stopped") print "-"; else printf "%.1f", r / s }')
   echo "| $s | $acts | $mib | $gen | $scan | $run | $ratio | $rss |"
   grep -o '"timings_ms":{[^}]*}' "$out/stdout" >&2 || true
 done
