@@ -288,10 +288,11 @@ pub fn reject_limit_error(reports: &[InputReport]) -> Option<Error> {
         })
 }
 
-/// The earliest event date (≤ as-of) in the date columns the metrics use, as a one-row plan
-/// (`d`); the automatic window starts at the period holding it. Read from the typed columns
-/// alone, so it costs a read of a few columns, not the reject checks.
-fn earliest_plan(loaded: &Loaded, plan: &RunPlan) -> Result<Option<LazyFrame>> {
+/// The earliest event date in the date columns the metrics use, as a one-row plan (`d`); the
+/// automatic window starts at the period holding it. `shared`: read from the checked rows that
+/// the inputs stage computes anyway (free inside that execution); otherwise from the typed
+/// columns alone, a read of a few columns (for `--dry-run`).
+fn earliest_plan(loaded: &Loaded, plan: &RunPlan, shared: bool) -> Result<Option<LazyFrame>> {
     let wanted = [
         (Table::Deals, CREATED_AT),
         (Table::Deals, "closed_at"),
@@ -306,7 +307,7 @@ fn earliest_plan(loaded: &Loaded, plan: &RunPlan) -> Result<Option<LazyFrame>> {
                 .inputs
                 .iter()
                 .find(|i| i.table == *t)?
-                .typed_min(c, plan.reporting_tz)
+                .typed_min(c, plan.reporting_tz, shared)
         })
         .collect();
     if parts.is_empty() {
@@ -323,6 +324,27 @@ fn date_of(df: &DataFrame) -> Result<Option<NaiveDate>> {
         NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()
             + chrono::TimeDelta::days(i64::from(d))
     }))
+}
+
+/// Each grain's periods for the window (from `earliest` with the automatic window), also
+/// recorded in the summary.
+fn window_periods(
+    plan: &RunPlan,
+    earliest: Option<NaiveDate>,
+    summary: &mut RunSummary,
+) -> Vec<(Grain, Vec<Period>)> {
+    let periods: Vec<(Grain, Vec<Period>)> = plan
+        .grains
+        .iter()
+        .map(|g| (*g, plan.periods(*g, earliest)))
+        .collect();
+    for (g, ps) in &periods {
+        summary.periods.insert(
+            g.name().into(),
+            ps.iter().map(|p| p.label.clone()).collect(),
+        );
+    }
+    periods
 }
 
 /// Runs the whole job: compute, then publish. With `plan.dry_run`, stops after planning.
@@ -362,10 +384,11 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
         plan.calendar,
         plan.settings.clone(),
     )?;
-    // The window first: one cheap read of the date columns.
-    let earliest = match plan.window {
-        crate::config::plan::Window::Auto => match earliest_plan(&loaded, plan)? {
-            Some(lf) => match lf.collect() {
+    let auto_window = matches!(plan.window, crate::config::plan::Window::Auto);
+    if plan.dry_run {
+        // The window alone: one cheap read of the date columns.
+        let earliest = match earliest_plan(&loaded, plan, false)? {
+            Some(lf) if auto_window => match lf.collect() {
                 Ok(df) => date_of(&df)?,
                 Err(e) => {
                     // Input by input, to name the file that polars could not read (exit 2).
@@ -373,24 +396,10 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
                     return Err(anyhow::Error::from(e).context("reading the inputs"));
                 }
             },
-            None => None,
-        },
-        crate::config::plan::Window::Dates { .. } => None,
-    };
-    let periods: Vec<(Grain, Vec<Period>)> = plan
-        .grains
-        .iter()
-        .map(|g| (*g, plan.periods(*g, earliest)))
-        .collect();
-    for (g, ps) in &periods {
-        summary.periods.insert(
-            g.name().into(),
-            ps.iter().map(|p| p.label.clone()).collect(),
-        );
-    }
-    timings.insert("plan".to_string(), t.elapsed().as_millis());
-
-    if plan.dry_run {
+            _ => None,
+        };
+        let periods = window_periods(plan, earliest, &mut summary);
+        timings.insert("plan".to_string(), t.elapsed().as_millis());
         for m in &plan.metrics {
             for (g, ps) in &periods {
                 for p in ps {
@@ -410,6 +419,7 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
         summary.timings_ms = timings;
         return Ok(summary);
     }
+    timings.insert("plan".to_string(), t.elapsed().as_millis());
 
     let mut outputs: Vec<Partition> = Vec::new();
     // Stage 1, one execution: every input is read, parsed and checked once, giving its profile
@@ -422,6 +432,12 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
     let n_inputs = loaded.inputs.len();
     let mut stage1: Vec<LazyFrame> = loaded.inputs.iter().map(Input::profile).collect();
     stage1.extend(prepared.input_plans());
+    // The automatic window's earliest date, from the same checked rows.
+    let window = match auto_window {
+        true => earliest_plan(&loaded, plan, true)?,
+        false => None,
+    };
+    stage1.extend(window.iter().cloned());
     let names: Vec<String> = loaded
         .inputs
         .iter()
@@ -442,8 +458,13 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
             return Err(e.context("reading the inputs"));
         }
     };
+    let earliest = match window {
+        Some(_) => results.pop().map(|df| date_of(&df)).transpose()?.flatten(),
+        None => None,
+    };
     prepared.materialize(results.split_off(n_inputs));
     timings.insert("inputs".to_string(), t.elapsed().as_millis());
+    let periods = window_periods(plan, earliest, &mut summary);
 
     summary.inputs = loaded
         .inputs

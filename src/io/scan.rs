@@ -117,7 +117,7 @@ impl Input {
     /// The smallest date of a typed column (a Timestamp column by its reporting-time-zone
     /// date), over every row that parsed; one row, column `d`. Cheap: the reject checks are
     /// not computed for it.
-    pub fn typed_min(&self, canonical: &str, reporting: Tz) -> Option<LazyFrame> {
+    pub fn typed_min(&self, canonical: &str, reporting: Tz, shared: bool) -> Option<LazyFrame> {
         let p = self.parsed.iter().find(|p| p.canonical == canonical)?;
         // The earliest instant's date is the earliest date: converting one value, not all.
         let min = col(typed_name(canonical)).min();
@@ -126,7 +126,12 @@ impl Input {
         } else {
             min
         };
-        Some(self.unshared.clone().select([date.alias("d")]))
+        let rows = if shared {
+            &self.checked
+        } else {
+            &self.unshared
+        };
+        Some(rows.clone().select([date.alias("d")]))
     }
 
     /// One row: `__rows`, `__reason_<r>` per reason, and per parsed column `__nonnull_<c>`,
