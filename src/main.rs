@@ -11,6 +11,11 @@ use sales_metrics::io::generate;
 use sales_metrics::{Error, exit_code, run};
 use tracing_subscriber::EnvFilter;
 
+/// Peak memory is what limits the size of a run; see Cargo.toml.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Polars optimises plans recursively; a roomy stack keeps deep plans from overflowing.
 const STACK_BYTES: usize = 64 * 1024 * 1024;
 
