@@ -103,47 +103,42 @@ fn digest(output: &Path) -> String {
     lines.join("\n") + "\n"
 }
 
+/// Runs the generated pipeline at month and quarter grain; `output` replaces the pipeline's,
+/// `morsel` sets the streaming engine's batch size.
+fn run_generated(dir: &Path, output: Option<&Path>, morsel: Option<&str>) {
+    let mut cmd = bin();
+    if let Some(m) = morsel {
+        cmd.env("POLARS_IDEAL_MORSEL_SIZE", m);
+    }
+    cmd.args([
+        "run",
+        "--as-of",
+        "2024-12-31",
+        "--grain",
+        "month",
+        "--grain",
+        "quarter",
+        "--pipeline",
+    ])
+    .arg(dir.join("pipeline.toml"));
+    if let Some(o) = output {
+        cmd.arg("--output").arg(o);
+    }
+    cmd.assert().success();
+}
+
 /// Set `UPDATE_DIGEST=1` to rewrite the saved digest after a deliberate change of results.
 #[test]
 fn generated_run_matches_the_saved_digest() {
     let dir = tempfile::tempdir().unwrap();
     generate(dir.path(), "parquet");
-    bin()
-        .args([
-            "run",
-            "--as-of",
-            "2024-12-31",
-            "--grain",
-            "month",
-            "--grain",
-            "quarter",
-            "--pipeline",
-        ])
-        .arg(dir.path().join("pipeline.toml"))
-        .assert()
-        .success();
+    run_generated(dir.path(), None, None);
     let got = digest(&dir.path().join("output"));
     // Again, with the streaming engine cutting the inputs into many small batches: the
     // order in which rows arrive then changes, and no figure may change with it (it did,
     // in the last bit, while a division by a constant ran on the streaming engine).
     let again = dir.path().join("again");
-    bin()
-        .env("POLARS_IDEAL_MORSEL_SIZE", "256")
-        .args([
-            "run",
-            "--as-of",
-            "2024-12-31",
-            "--grain",
-            "month",
-            "--grain",
-            "quarter",
-            "--pipeline",
-        ])
-        .arg(dir.path().join("pipeline.toml"))
-        .arg("--output")
-        .arg(&again)
-        .assert()
-        .success();
+    run_generated(dir.path(), Some(&again), Some("256"));
     assert!(
         digest(&again) == got,
         "a rerun in small batches changed the outputs"

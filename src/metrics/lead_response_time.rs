@@ -418,6 +418,13 @@ mod tests {
         Ok(())
     }
 
+    fn follow_up_rep_rows(df: &DataFrame) -> Vec<String> {
+        rows(df, &COLS)
+            .into_iter()
+            .filter(|r| r.contains("follow_up") && r.contains("|rep|"))
+            .collect()
+    }
+
     #[test]
     fn follow_up_runs_offsets_and_period_boundary() -> PolarsResult<()> {
         // Deal D1 (owner R1). Three inbound messages then one reply (an internal note in between
@@ -483,10 +490,7 @@ mod tests {
             "2024-01-01",
             "2024-02-01",
         )?;
-        let follow: Vec<String> = rows(&df, &COLS)
-            .into_iter()
-            .filter(|r| r.contains("follow_up") && r.contains("|rep|"))
-            .collect();
+        let follow = follow_up_rep_rows(&df);
         assert_eq!(
             follow,
             [
@@ -544,10 +548,7 @@ mod tests {
             "2024-01-01",
             "2024-01-01",
         )?;
-        let follow: Vec<String> = rows(&df, &COLS)
-            .into_iter()
-            .filter(|r| r.contains("follow_up") && r.contains("|rep|"))
-            .collect();
+        let follow = follow_up_rep_rows(&df);
         assert_eq!(
             follow,
             [
