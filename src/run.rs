@@ -473,6 +473,10 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
         .map(|(input, df)| report(plan, input, df))
         .collect::<Result<_>>()?;
     if reject_limit_error(&summary.inputs).is_none() {
+        // Already in memory: the inputs stage collected it (only when selling_time runs).
+        if let Some(lf) = &prepared.unclassified {
+            warn_unclassified(&lf.clone().collect()?)?;
+        }
         let computed = compute_tables(plan, &prepared, &periods, &mut timings)?;
         // Partitions in the pipeline's metric order, then grain.
         for m in &plan.metrics {
@@ -535,12 +539,6 @@ fn compute_tables(
     let t = Instant::now();
     let mut keys = Vec::new();
     let mut plans: Vec<LazyFrame> = Vec::new();
-    let unclassified = match plan.metrics.contains(&MetricId::SellingTime) {
-        true => prepared.unclassified.clone(),
-        false => None,
-    };
-    plans.extend(unclassified.iter().cloned());
-    let n_before_tables = plans.len();
     for (g, ps) in periods {
         for m in plan
             .metrics
@@ -553,27 +551,16 @@ fn compute_tables(
             plans.push(lf);
         }
     }
-    let names: Vec<String> = unclassified
+    let names: Vec<String> = keys
         .iter()
-        .map(|_| "unclassified_types".to_string())
-        .chain(
-            keys.iter()
-                .map(|(g, m)| format!("{}/{}", m.name(), g.name())),
-        )
+        .map(|(g, m)| format!("{}/{}", m.name(), g.name()))
         .collect();
-    let mut tables = match plan.per_table_timings {
+    let tables = match plan.per_table_timings {
         true => profile_each(names, plans, timings)?,
         false => collect_all(plans, Engine::Auto)
             .map_err(anyhow::Error::from)
             .context("computing the metric tables")?,
     };
-    let unclassified = match n_before_tables {
-        0 => None,
-        _ => Some(tables.remove(0)),
-    };
-    if let Some(df) = &unclassified {
-        warn_unclassified(df)?;
-    }
     timings.insert("compute".to_string(), t.elapsed().as_millis());
     info!(
         tables = tables.len(),
