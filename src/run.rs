@@ -17,7 +17,7 @@ use crate::calendar::{Grain, Period};
 use crate::columns::{CREATED_AT, LIST_AMOUNT, REP_ID, ROLE, TEAM_ID, TEAM_NAME, Table};
 use crate::config::plan::RunPlan;
 use crate::error::Error;
-use crate::io::scan::{Input, Zones, scan_input};
+use crate::io::scan::{Input, Zones, read_error, scan_input};
 use crate::io::sink::{self, Partition};
 use crate::metrics::{Accepted, MetricId, Prepared};
 
@@ -77,7 +77,8 @@ pub struct Loaded {
     pub accepted: Accepted,
 }
 
-/// Scans every configured input and attaches reject reasons (lazy; only schemas are read).
+/// Scans every configured input and attaches reject reasons (lazy: only schemas, the accepted
+/// rep ids and each key column, for duplicate keys, are read).
 pub fn load(plan: &RunPlan) -> Result<Loaded> {
     let zones = Zones {
         source: plan.source_tz,
@@ -95,7 +96,7 @@ pub fn load(plan: &RunPlan) -> Result<Loaded> {
         .accepted()
         .select([col(REP_ID)])
         .collect()
-        .map_err(|e| read_error(&reps, e))?
+        .map_err(|e| read_error(reps.table.name(), &reps.uri, e))?
         .column(REP_ID)?
         .as_materialized_series()
         .clone();
@@ -143,7 +144,7 @@ pub fn check(plan: &RunPlan, loaded: &Loaded) -> Result<Vec<InputReport>> {
         let df = input
             .profile()
             .collect()
-            .map_err(|e| read_error(input, e))?;
+            .map_err(|e| read_error(input.table.name(), &input.uri, e))?;
         reports.push(report(plan, input, &df)?);
     }
     Ok(reports)
@@ -203,25 +204,6 @@ fn collect_all(lfs: Vec<LazyFrame>, engine: Engine) -> PolarsResult<Vec<DataFram
         engine,
         opt,
     )
-}
-
-/// A read failure with the likely cause named. A file that cannot be parsed (bad encoding,
-/// broken quoting, ragged rows) is bad input, exit 2; an I/O failure may pass on retry, exit 1.
-fn read_error(input: &Input, e: PolarsError) -> anyhow::Error {
-    let msg = e.to_string();
-    if matches!(e, PolarsError::IO { .. }) {
-        return anyhow::Error::from(e).context(format!("{}: reading {}", input.table, input.uri));
-    }
-    let hint = if msg.to_lowercase().contains("utf-8") || msg.to_lowercase().contains("utf8") {
-        "re-export it as UTF-8 (Latin-1 or Windows-1252 exports need converting)"
-    } else {
-        "check the delimiter and quoting ([inputs.<table>.csv]) or re-export the file"
-    };
-    Error::config(format!(
-        "{}: cannot parse {}: {msg}; {hint}",
-        input.table, input.uri
-    ))
-    .into()
 }
 
 fn parse_error(

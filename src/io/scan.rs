@@ -4,7 +4,8 @@
 //! original column, the typed canonical columns and a `reject_reason` (null for a good row),
 //! following SPEC §8 and §11 "Bad rows". Callers take [`Input::accepted`] (canonical names,
 //! good rows only) for metrics and [`Input::rejected`] (original columns + reason) for
-//! `_rejects`. Nothing here collects except the schema probe (the CSV header / Parquet footer).
+//! `_rejects`. Nothing here collects except the schema probe (the CSV header / Parquet footer)
+//! and the search for duplicate keys (see `duplicate_rows`).
 
 use anyhow::Result;
 use chrono_tz::Tz;
@@ -162,6 +163,21 @@ impl Input {
     }
 }
 
+/// A read failure with the likely cause named. A file that cannot be parsed (bad encoding,
+/// broken quoting, ragged rows) is bad input, exit 2; an I/O failure may pass on retry, exit 1.
+pub fn read_error(table: &str, uri: &str, e: PolarsError) -> anyhow::Error {
+    let msg = e.to_string();
+    if matches!(e, PolarsError::IO { .. }) {
+        return anyhow::Error::from(e).context(format!("{table}: reading {uri}"));
+    }
+    let hint = if msg.to_lowercase().contains("utf-8") || msg.to_lowercase().contains("utf8") {
+        "re-export it as UTF-8 (Latin-1 or Windows-1252 exports need converting)"
+    } else {
+        "check the delimiter and quoting ([inputs.<table>.csv]) or re-export the file"
+    };
+    Error::config(format!("{table}: cannot parse {uri}: {msg}; {hint}")).into()
+}
+
 /// Scans `src` lazily and attaches typed columns and reject reasons.
 ///
 /// `known_reps` is the accepted `reps.rep_id` list (a small dimension table) for the
@@ -269,20 +285,31 @@ pub fn scan_input(
     let mut checked = checked.with_column(reasons.build().alias(REJECT_REASON));
     if let Some(key) = table.primary_key() {
         // Duplicate key: the first row in file order among rows passing the other checks wins.
-        let passed = col(REJECT_REASON).is_null();
-        // One hash-set pass, no window: rows already rejected get a null key, so they neither
-        // count as the first of a key nor are judged again. (A window per key, one group per
-        // row, was the slowest step of a run at 5 M activities.)
-        let key_if_passed = when(passed.clone())
-            .then(col(typed_name(key)))
-            .otherwise(lit(NULL).cast(DataType::String));
-        let later = key_if_passed.is_first_distinct().not();
-        checked = checked.with_column(
-            when(passed.and(later))
-                .then(lit("duplicate_key"))
-                .otherwise(col(REJECT_REASON))
-                .alias(REJECT_REASON),
-        );
+        checked = match src.origin {
+            // Files are read in the same order every time: the duplicates are found in a pass
+            // of their own, and the checks of the main pass stay row by row (streamable).
+            Origin::File(_) => {
+                let later = duplicate_rows(&checked, key, key_hash)
+                    .map_err(|e| read_error(table.name(), &uri, e))?;
+                match later {
+                    Some(rows) => mark_duplicates(
+                        checked,
+                        col(SOURCE_ROW).is_in(lit(rows).implode(false), false),
+                    ),
+                    None => checked,
+                }
+            }
+            // A query's row order need not repeat between executions: decided in the plan.
+            Origin::Sql { .. } => {
+                let passed = col(REJECT_REASON).is_null();
+                // Rows already rejected get a null key, so they neither count as the first of
+                // a key nor are judged again.
+                let key_if_passed = when(passed)
+                    .then(col(typed_name(key)))
+                    .otherwise(lit(NULL).cast(DataType::String));
+                mark_duplicates(checked, later_duplicate(key_if_passed, key_hash))
+            }
+        };
     }
     Ok(Input {
         table,
@@ -295,6 +322,93 @@ pub fn scan_input(
         checked: checked.clone().cache(),
         unshared: checked,
     })
+}
+
+/// `reject_reason` becomes `duplicate_key` where `later` holds on a row that passed the other
+/// checks.
+fn mark_duplicates(checked: LazyFrame, later: Expr) -> LazyFrame {
+    checked.with_column(
+        when(col(REJECT_REASON).is_null().and(later))
+            .then(lit("duplicate_key"))
+            .otherwise(col(REJECT_REASON))
+            .alias(REJECT_REASON),
+    )
+}
+
+/// A 64-bit hash of each text value (polars' vectorised kernel; nulls share one value). The
+/// duplicate checks take it as a parameter so tests can force collisions.
+fn key_hash(key: Expr) -> Expr {
+    key.map(
+        |c: Column| {
+            let mut hashes = Vec::with_capacity(c.len());
+            let keys = c.as_materialized_series().str()?;
+            // A fixed seed, so runs are reproducible (no result depends on it).
+            keys.vec_hash(PlSeedableRandomStateQuality::seed_from_u64(17), &mut hashes)?;
+            Ok(UInt64Chunked::from_vec(c.name().clone(), hashes).into_column())
+        },
+        |_, f| Ok(Field::new(f.name().clone(), DataType::UInt64)),
+    )
+}
+
+/// The `source_row`s that repeat the key of an earlier row passing the other checks, or `None`
+/// when there are none; exact.
+///
+/// A hash set over every key (polars' `is_first_distinct`) took 1.5 s of a 5 M-activity run,
+/// single-threaded, and held the whole table in memory until it was done. Instead this reads
+/// the key column alone, hashes it to 64 bits and sorts the hashes to find the few that occur
+/// more than once (typically none: then that is all). Only rows holding such a hash are read
+/// in full and compared by their text, so a collision between different keys costs a little
+/// time and changes no result.
+fn duplicate_rows(
+    checked: &LazyFrame,
+    key: &str,
+    hash: fn(Expr) -> Expr,
+) -> PolarsResult<Option<Series>> {
+    let typed_key = || col(typed_name(key));
+    let repeated = checked
+        .clone()
+        .filter(typed_key().is_not_null())
+        .select([hash(typed_key()).sort(SortOptions::default()).alias("h")])
+        .filter(col("h").eq(col("h").shift(lit(1))))
+        .unique(None, UniqueKeepStrategy::Any)
+        .collect_with_engine(Engine::Streaming)?
+        .unwrap_single();
+    let repeated = repeated.column("h")?.as_materialized_series().clone();
+    if repeated.is_empty() {
+        return Ok(None);
+    }
+    let later = checked
+        .clone()
+        .filter(
+            col(REJECT_REASON)
+                .is_null()
+                .and(hash(typed_key()).is_in(lit(repeated).implode(false), false)),
+        )
+        .select([col(SOURCE_ROW), typed_key()])
+        .sort([SOURCE_ROW], SortMultipleOptions::default())
+        .filter(typed_key().is_first_distinct().not())
+        .select([col(SOURCE_ROW)])
+        .collect_with_engine(Engine::Streaming)?
+        .unwrap_single();
+    let later = later.column(SOURCE_ROW)?.as_materialized_series().clone();
+    Ok((!later.is_empty()).then_some(later))
+}
+
+/// True for a row whose non-null `key` (text) appeared on an earlier row; exact. For inputs
+/// whose row order may change between executions (see [`duplicate_rows`] for files): hashes
+/// find the candidate rows, their text decides.
+fn later_duplicate(key: Expr, hash: fn(Expr) -> Expr) -> Expr {
+    let hashed = || hash(key.clone());
+    let sorted = || hashed().sort(SortOptions::default());
+    let repeated = sorted().filter(sorted().eq(sorted().shift(lit(1))));
+    let candidate = key
+        .clone()
+        .is_not_null()
+        .and(hashed().is_in(repeated.implode(false), false));
+    let candidate_key = when(candidate.clone())
+        .then(key)
+        .otherwise(lit(NULL).cast(DataType::String));
+    candidate.and(candidate_key.is_first_distinct().not())
 }
 
 /// The mapped source columns of an input, reduced to one row (`__rows` and a null count per
@@ -896,6 +1010,77 @@ mod tests {
             rows(&input.accepted().collect()?, &["deal_id", "source_row"]),
             ["D1|1", "D3|11"]
         );
+        Ok(())
+    }
+
+    /// Checked rows of a deals table, for the duplicate checks: D1 thrice, D2 twice, D3 once
+    /// but rejected, and a null key.
+    fn checked_deals() -> Result<DataFrame> {
+        Ok(DataFrame::new_infer_height(vec![
+            Column::new(SOURCE_ROW.into(), [1u32, 2, 3, 4, 5, 6, 7, 8]),
+            Column::new(
+                typed_name("deal_id").into(),
+                [
+                    Some("D1"),
+                    Some("D2"),
+                    Some("D1"),
+                    None,
+                    Some("D3"),
+                    Some("D2"),
+                    Some("D1"),
+                    Some("D4"),
+                ],
+            ),
+            Column::new(
+                REJECT_REASON.into(),
+                [
+                    Some("unknown_rep"),
+                    None,
+                    None,
+                    Some("null_key"),
+                    Some("unknown_rep"),
+                    None,
+                    None,
+                    None,
+                ],
+            ),
+        ])?)
+    }
+
+    /// Every key of the same length collides.
+    fn weak_hash(e: Expr) -> Expr {
+        e.str().len_bytes().cast(DataType::UInt64)
+    }
+
+    #[test]
+    fn duplicate_rows_are_decided_by_text_even_when_hashes_collide() -> Result<()> {
+        let checked = checked_deals()?.lazy();
+        // Row 1 (D1) is rejected, so row 3 is the first D1 that passed; 6 repeats 2.
+        for hash in [key_hash as fn(Expr) -> Expr, weak_hash] {
+            let later = duplicate_rows(&checked, "deal_id", hash)?.expect("duplicates");
+            let later = DataFrame::new_infer_height(vec![later.into_column()])?;
+            assert_eq!(rows(&later, &[SOURCE_ROW]), ["6", "7"]);
+        }
+        let unique = checked.filter(col(SOURCE_ROW).lt(lit(3u32)));
+        assert!(duplicate_rows(&unique, "deal_id", weak_hash)?.is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn later_duplicate_in_the_plan_agrees() -> Result<()> {
+        let key = when(col(REJECT_REASON).is_null())
+            .then(col(typed_name("deal_id")))
+            .otherwise(lit(NULL).cast(DataType::String));
+        for hash in [key_hash as fn(Expr) -> Expr, weak_hash] {
+            let df = checked_deals()?
+                .lazy()
+                .select([later_duplicate(key.clone(), hash).alias("later")])
+                .collect()?;
+            let expected = [
+                "false", "false", "false", "false", "false", "true", "true", "false",
+            ];
+            assert_eq!(rows(&df, &["later"]), expected);
+        }
         Ok(())
     }
 

