@@ -8,6 +8,7 @@
 //! - [`io`]: locations, scanning inputs (typing, reject reasons), writing Parquet.
 //! - [`metrics`]: one module per metric, plus periods, team membership and level roll-ups.
 //! - [`run`]: the stages of a run, from scan to manifest.
+//! - [`text_hash`]: 64-bit hashes of text keys, where hashing or comparing text costs.
 //! - [`error`]: failures with exit codes (SPEC §8).
 
 pub mod calendar;
@@ -18,5 +19,6 @@ pub mod error;
 pub mod io;
 pub mod metrics;
 pub mod run;
+pub mod text_hash;
 
 pub use error::{Error, exit_code};

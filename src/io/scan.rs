@@ -17,6 +17,7 @@ use crate::config::plan::{
     CsvOptions, FileSource, Format, InputSource, Origin, RawSource, StatusMap,
 };
 use crate::error::Error;
+use crate::text_hash::text_hash;
 
 /// Reasons a row is rejected, in the order SPEC §11 checks them (first match wins).
 pub const REASONS: [&str; 10] = [
@@ -289,7 +290,7 @@ pub fn scan_input(
             // Files are read in the same order every time: the duplicates are found in a pass
             // of their own, and the checks of the main pass stay row by row (streamable).
             Origin::File(_) => {
-                let later = duplicate_rows(&checked, key, key_hash)
+                let later = duplicate_rows(&checked, key, text_hash)
                     .map_err(|e| read_error(table.name(), &uri, e))?;
                 match later {
                     Some(rows) => mark_duplicates(
@@ -307,7 +308,7 @@ pub fn scan_input(
                 let key_if_passed = when(passed)
                     .then(col(typed_name(key)))
                     .otherwise(lit(NULL).cast(DataType::String));
-                mark_duplicates(checked, later_duplicate(key_if_passed, key_hash))
+                mark_duplicates(checked, later_duplicate(key_if_passed, text_hash))
             }
         };
     }
@@ -332,21 +333,6 @@ fn mark_duplicates(checked: LazyFrame, later: Expr) -> LazyFrame {
             .then(lit("duplicate_key"))
             .otherwise(col(REJECT_REASON))
             .alias(REJECT_REASON),
-    )
-}
-
-/// A 64-bit hash of each text value (polars' vectorised kernel; nulls share one value). The
-/// duplicate checks take it as a parameter so tests can force collisions.
-fn key_hash(key: Expr) -> Expr {
-    key.map(
-        |c: Column| {
-            let mut hashes = Vec::with_capacity(c.len());
-            let keys = c.as_materialized_series().str()?;
-            // A fixed seed, so runs are reproducible (no result depends on it).
-            keys.vec_hash(PlSeedableRandomStateQuality::seed_from_u64(17), &mut hashes)?;
-            Ok(UInt64Chunked::from_vec(c.name().clone(), hashes).into_column())
-        },
-        |_, f| Ok(Field::new(f.name().clone(), DataType::UInt64)),
     )
 }
 
@@ -1056,7 +1042,7 @@ mod tests {
     fn duplicate_rows_are_decided_by_text_even_when_hashes_collide() -> Result<()> {
         let checked = checked_deals()?.lazy();
         // Row 1 (D1) is rejected, so row 3 is the first D1 that passed; 6 repeats 2.
-        for hash in [key_hash as fn(Expr) -> Expr, weak_hash] {
+        for hash in [text_hash as fn(Expr) -> Expr, weak_hash] {
             let later = duplicate_rows(&checked, "deal_id", hash)?.expect("duplicates");
             let later = DataFrame::new_infer_height(vec![later.into_column()])?;
             assert_eq!(rows(&later, &[SOURCE_ROW]), ["6", "7"]);
@@ -1071,7 +1057,7 @@ mod tests {
         let key = when(col(REJECT_REASON).is_null())
             .then(col(typed_name("deal_id")))
             .otherwise(lit(NULL).cast(DataType::String));
-        for hash in [key_hash as fn(Expr) -> Expr, weak_hash] {
+        for hash in [text_hash as fn(Expr) -> Expr, weak_hash] {
             let df = checked_deals()?
                 .lazy()
                 .select([later_duplicate(key.clone(), hash).alias("later")])
