@@ -38,6 +38,7 @@ use crate::columns::{
     DEAL_ID, DEALS_CLOSED_ON_TIME, DEALS_DUE, DEALS_EXPECTED, DEALS_LOST, DEALS_SLIPPED,
     DEALS_WON_ON_TIME, EXPECTED_CLOSE_DATE, MEDIAN_SLIP_DAYS, NEW_VALUE, OLD_VALUE, PERIOD_END,
     PERIOD_IDX, PERIOD_START, REP_ID, SLIPPAGE_RATE_PCT, SLIPPED_AMOUNT, SOURCE_ROW, STATUS,
+    TEAM_ID,
 };
 use crate::io::scan::{local_midnight, to_local_date, utc_datetime};
 use crate::metrics::entities::with_team_on;
@@ -156,39 +157,43 @@ pub fn pushes(changes: LazyFrame, periods: &PeriodFrames, as_of: NaiveDate, tz: 
         .agg([count_i64(len()).alias("__pushes")])
 }
 
-/// Slippage rows at all levels (before [`crate::metrics::levels::finish`]).
+/// Every dated version of [`versions`] with its deal's columns and the owner's team on the
+/// expected date (`team_id`): the same for every grain, so built once before the grains.
 ///
 /// `deals`: as of T (`deal_id`, `rep_id`, `created_at`, `created_date`, `status`,
-/// `closed_date`, `expected_close_date`, `amount`); `versions` from [`versions`] (the same
-/// for every grain); `changes` as for [`versions`].
+/// `closed_date`, `expected_close_date`, `amount`); `segments` from
+/// [`crate::metrics::entities::team_segments`].
+pub fn expected_closes(versions: LazyFrame, deals: LazyFrame, segments: LazyFrame) -> LazyFrame {
+    let dated = versions.filter(col(E).is_not_null()).join(
+        deals,
+        [col(DEAL_ID)],
+        [col(DEAL_ID)],
+        JoinArgs::new(JoinType::Inner),
+    );
+    with_team_on(dated, E, segments)
+}
+
+/// Slippage rows at all levels (before [`crate::metrics::levels::finish`]).
+///
+/// `expected` from [`expected_closes`]; `changes` as for [`versions`].
 pub fn deal_slippage(
-    deals: LazyFrame,
-    versions: LazyFrame,
+    expected: LazyFrame,
     changes: Option<LazyFrame>,
-    segments: LazyFrame,
     periods: &PeriodFrames,
     as_of: NaiveDate,
     tz: Tz,
 ) -> PolarsResult<LazyFrame> {
     let t = date_lit(as_of);
     let has_history = changes.is_some();
-    let cohort = periods
-        .place(versions.filter(col(E).is_not_null()), E)
-        .join(
-            periods
-                .periods
-                .clone()
-                .select([col(PERIOD_IDX), col(PERIOD_START), col(PERIOD_END)]),
-            [col(PERIOD_IDX)],
-            [col(PERIOD_IDX)],
-            JoinArgs::new(JoinType::Inner),
-        )
-        .join(
-            deals,
-            [col(DEAL_ID)],
-            [col(DEAL_ID)],
-            JoinArgs::new(JoinType::Inner),
-        );
+    let cohort = periods.place(expected, E).join(
+        periods
+            .periods
+            .clone()
+            .select([col(PERIOD_IDX), col(PERIOD_START), col(PERIOD_END)]),
+        [col(PERIOD_IDX)],
+        [col(PERIOD_IDX)],
+        JoinArgs::new(JoinType::Inner),
+    );
     let start_instant = local_midnight(col(PERIOD_START), tz);
     let reference = when(col(CREATED_AT).gt(start_instant.clone()))
         .then(col(CREATED_AT))
@@ -246,23 +251,19 @@ pub fn deal_slippage(
     } else {
         events = events.with_column(lit(0i64).alias("__pushes"));
     }
-    let events = with_team_on(
-        events.select([
-            col(PERIOD_IDX),
-            col(REP_ID),
-            col(E),
-            col("__due"),
-            col("__on_time"),
-            col("__won_on_time"),
-            col("__lost"),
-            col("__slipped"),
-            col("__slipped_amount"),
-            col("__slip_days"),
-            col("__pushes"),
-        ]),
-        E,
-        segments,
-    );
+    let events = events.select([
+        col(PERIOD_IDX),
+        col(REP_ID),
+        col(TEAM_ID),
+        col("__due"),
+        col("__on_time"),
+        col("__won_on_time"),
+        col("__lost"),
+        col("__slipped"),
+        col("__slipped_amount"),
+        col("__slip_days"),
+        col("__pushes"),
+    ]);
     let sum = |c: &str, name: &str| count_i64(col(c).sum()).alias(name);
     let aggs = [
         count_i64(len()).alias(DEALS_EXPECTED),

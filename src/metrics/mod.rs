@@ -141,7 +141,8 @@ pub struct Prepared {
     /// Changes of `expected_close_date`: `deal_id`, `changed_at`, `old_value`, `new_value`
     /// (dates), `source_row`.
     pub changes: Option<LazyFrame>,
-    /// Expected-close-date versions of every deal ([`deal_slippage::versions`]).
+    /// Expected-close-date versions of every deal with the deal's columns and team
+    /// ([`deal_slippage::expected_closes`]).
     pub versions: Option<LazyFrame>,
     /// Lead-response requests of both kinds ([`lead_response_time::requests`]).
     pub requests: Option<LazyFrame>,
@@ -242,10 +243,12 @@ impl Prepared {
             a.cache()
         });
         let versions = match &deals {
-            Some(d) => Some(
+            Some(d) => Some(deal_slippage::expected_closes(
                 deal_slippage::versions(d.clone(), changes.clone(), as_of, reporting)
                     .map_err(bug)?,
-            ),
+                d.clone(),
+                segments.clone(),
+            )),
             None => None,
         };
         let requests = match (&leads, &activities) {
@@ -408,10 +411,8 @@ impl Prepared {
                 quota_attainment::quota_attainment(won, shares, pf)
             }
             MetricId::DealSlippage => deal_slippage::deal_slippage(
-                need(&self.deals, Table::Deals)?,
                 need(&self.versions, Table::Deals)?,
                 self.changes.clone(),
-                segments(),
                 pf,
                 as_of,
                 self.reporting,
