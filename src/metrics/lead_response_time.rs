@@ -344,6 +344,24 @@ mod tests {
         (id, rep, lead, deal, "email", dir, at, Some(1.0))
     }
 
+    /// An outbound touch on a lead.
+    fn touch(
+        id: &'static str,
+        rep: &'static str,
+        lead: &'static str,
+        at: &'static str,
+    ) -> ActivityRow<'static> {
+        out(id, rep, Some(lead), None, "outbound", at)
+    }
+
+    /// The rows of one response kind, of one level if `level` is given.
+    fn kind_rows(df: &DataFrame, kind: &str, level: Option<&str>) -> Vec<String> {
+        rows(df, &COLS)
+            .into_iter()
+            .filter(|r| r.contains(kind) && level.is_none_or(|l| r.contains(&format!("|{l}|"))))
+            .collect()
+    }
+
     #[test]
     fn first_touch_owner_responder_early_touch_and_percentiles() -> PolarsResult<()> {
         // L1 (R1) answered after 10 min; L2 (R1) touched 5 min *before* it was created (not a
@@ -403,12 +421,8 @@ mod tests {
             ),
         ]);
         let df = run(leads_, acts, None, Grain::Month, "2024-01-01", "2024-01-01")?;
-        let first: Vec<String> = rows(&df, &COLS)
-            .into_iter()
-            .filter(|r| r.contains("first_touch"))
-            .collect();
         assert_eq!(
-            first,
+            kind_rows(&df, FIRST_TOUCH, None),
             [
                 "2024-01|company|-|first_touch|5|3|2|43.33|30.00|78.00|0|2|40.00",
                 "2024-01|team|-|first_touch|4|3|1|43.33|30.00|78.00|0|2|50.00",
@@ -421,52 +435,20 @@ mod tests {
 
     #[test]
     fn first_touch_tie_goes_to_the_lower_activity_id() -> PolarsResult<()> {
-        // Unowned L1: R2's touch A2 and R1's touch A1 at the same instant (A2 first in the
-        // file), then R2 again later. The first touch is A1 (time, then id): R1 is credited.
+        // Unowned L1, touches in file order: A9 (R2, the latest), A2 (R2) and A1 (R1), the last
+        // two at the same instant. The first touch is A1 (time, then id): R1 is credited.
         let leads_ = leads(&[("L1", None, "2024-01-10T09:00:00Z")]);
         let acts = activities(&[
-            out(
-                "A9",
-                "R2",
-                Some("L1"),
-                None,
-                "outbound",
-                "2024-01-10T09:30:00Z",
-            ),
-            out(
-                "A2",
-                "R2",
-                Some("L1"),
-                None,
-                "outbound",
-                "2024-01-10T09:20:00Z",
-            ),
-            out(
-                "A1",
-                "R1",
-                Some("L1"),
-                None,
-                "outbound",
-                "2024-01-10T09:20:00Z",
-            ),
+            touch("A9", "R2", "L1", "2024-01-10T09:30:00Z"),
+            touch("A2", "R2", "L1", "2024-01-10T09:20:00Z"),
+            touch("A1", "R1", "L1", "2024-01-10T09:20:00Z"),
         ]);
         let df = run(leads_, acts, None, Grain::Month, "2024-01-01", "2024-01-01")?;
-        let reps: Vec<String> = rows(&df, &COLS)
-            .into_iter()
-            .filter(|r| r.contains("first_touch") && r.contains("|rep|"))
-            .collect();
         assert_eq!(
-            reps,
+            kind_rows(&df, FIRST_TOUCH, Some("rep")),
             ["2024-01|rep|R1|first_touch|1|1|0|20.00|20.00|20.00|0|1|100.00"]
         );
         Ok(())
-    }
-
-    fn follow_up_rep_rows(df: &DataFrame) -> Vec<String> {
-        rows(df, &COLS)
-            .into_iter()
-            .filter(|r| r.contains("follow_up") && r.contains("|rep|"))
-            .collect()
     }
 
     #[test]
@@ -534,7 +516,7 @@ mod tests {
             "2024-01-01",
             "2024-02-01",
         )?;
-        let follow = follow_up_rep_rows(&df);
+        let follow = kind_rows(&df, FOLLOW_UP, Some("rep"));
         assert_eq!(
             follow,
             [
@@ -592,7 +574,7 @@ mod tests {
             "2024-01-01",
             "2024-01-01",
         )?;
-        let follow = follow_up_rep_rows(&df);
+        let follow = kind_rows(&df, FOLLOW_UP, Some("rep"));
         assert_eq!(
             follow,
             [
