@@ -83,10 +83,15 @@ pub fn versions(
             lit(NULL).cast(utc_datetime()).alias(TO),
         ]));
     };
-    let ordered = changes.sort(
-        [DEAL_ID, CHANGED_AT, SOURCE_ROW],
-        SortMultipleOptions::default(),
-    );
+    // Each deal's changes contiguous and in order; numbered, so "first of a deal" is a
+    // reduction (`min_by`) and "next of the same deal" a plain shift, not a per-deal sort or
+    // window.
+    let ordered = changes
+        .sort(
+            [DEAL_ID, CHANGED_AT, SOURCE_ROW],
+            SortMultipleOptions::default(),
+        )
+        .with_row_index("__order", None);
     let counted = ordered
         .clone()
         .filter(to_local_date(col(CHANGED_AT), tz).lt_eq(date_lit(as_of)));
@@ -98,13 +103,7 @@ pub fn versions(
         .agg([col(CHANGED_AT).min().alias(TO)]);
     let before_first = ordered
         .group_by([col(DEAL_ID)])
-        .agg([col(OLD_VALUE)
-            .sort_by(
-                [col(CHANGED_AT), col(SOURCE_ROW)],
-                SortMultipleOptions::default(),
-            )
-            .first()
-            .alias(E)])
+        .agg([col(OLD_VALUE).min_by(col("__order")).alias(E)])
         .join(
             first_counted,
             [col(DEAL_ID)],
@@ -115,9 +114,9 @@ pub fn versions(
     let after_each = counted.with_columns([
         col(NEW_VALUE).alias(E),
         col(CHANGED_AT).alias(FROM),
-        col(CHANGED_AT)
-            .shift(lit(-1))
-            .over([col(DEAL_ID)])?
+        when(col(DEAL_ID).shift(lit(-1)).eq(col(DEAL_ID)))
+            .then(col(CHANGED_AT).shift(lit(-1)))
+            .otherwise(lit(NULL).cast(utc_datetime()))
             .alias(TO),
     ]);
     let with_history = concat(
