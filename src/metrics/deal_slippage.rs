@@ -361,7 +361,7 @@ mod tests {
             "2024-02-28",
             20_000.0,
         )]);
-        let h = history(&[
+        let changes = [
             (
                 "D2",
                 "2024-01-20T11:00:00Z",
@@ -377,7 +377,19 @@ mod tests {
                 "2024-02-15",
                 "2024-02-28",
             ),
-        ]);
+        ];
+        let h = history(&changes);
+        // The same history exported newest first: versions follow time, not file order.
+        let mut newest_first = changes;
+        newest_first.reverse();
+        let by_month_reversed = run(
+            deals.clone(),
+            Some(history(&newest_first)),
+            Grain::Month,
+            "2024-01-01",
+            "2024-03-01",
+            "2024-06-30",
+        )?;
         let by_month = run(
             deals.clone(),
             Some(h.clone()),
@@ -393,6 +405,7 @@ mod tests {
                 "2024-02|rep|R1|1|1|0|0|0|1|20000.00|100.00|19.00|19.00|1",
             ]
         );
+        assert_eq!(rep_rows(&by_month_reversed), rep_rows(&by_month));
         let by_quarter = run(
             deals,
             Some(h),
