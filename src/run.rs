@@ -429,7 +429,8 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
     let collected = match plan.per_table_timings {
         true => profile_each(names, stage1, &mut timings),
         // The streaming engine reads the inputs in batches: at 5 M activities this stage took
-        // 5.7 s and the run peaked at 2.0 GB, against 7.4 s and 2.7 GB in memory.
+        // 5.7 s and the run peaked at 2.0 GB, against 7.4 s and 2.7 GB in memory (measured
+        // again in the third session: in memory still 1-2 s slower, 2.0 GiB against 1.1).
         false => collect_all(stage1, Engine::Streaming).map_err(anyhow::Error::from),
     };
     let mut results = match collected {

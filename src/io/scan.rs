@@ -354,6 +354,8 @@ fn duplicate_rows(
     let repeated = checked
         .clone()
         .filter(typed_key().is_not_null())
+        // Sorted in one step, compared in the next: written as one expression (as in
+        // `later_duplicate`) polars sorted three times (pass 0.38 s -> 0.7 s at 5 M rows).
         .select([hash(typed_key()).sort(SortOptions::default()).alias("h")])
         .filter(col("h").eq(col("h").shift(lit(1))))
         .unique(None, UniqueKeepStrategy::Any)

@@ -226,8 +226,7 @@ impl Prepared {
         let roles = reps.select([col(REP_ID), role.alias(ROLE)]);
         // Activities as of T, lower-cased; read by both activity metrics.
         let activities = a.activities.clone().map(|acts| {
-            let a = acts
-                .with_column(to_local_date(col(STARTED_AT), reporting).alias(DATE))
+            acts.with_column(to_local_date(col(STARTED_AT), reporting).alias(DATE))
                 .filter(col(DATE).lt_eq(t.clone()))
                 .select([
                     col(ACTIVITY_ID),
@@ -239,8 +238,8 @@ impl Prepared {
                     col(STARTED_AT),
                     col(DATE),
                     col(DURATION_MINUTES),
-                ]);
-            a.cache()
+                ])
+                .cache()
         });
         let versions = match &deals {
             Some(d) => Some(deal_slippage::expected_closes(
