@@ -9,6 +9,7 @@
 //! - [`metrics`]: one module per metric, plus periods, team membership and level roll-ups.
 //! - [`run`]: the stages of a run, from scan to manifest.
 //! - [`text_hash`]: 64-bit hashes of text keys, where hashing or comparing text costs.
+//! - [`text_norm`]: trimming and lower-casing text, skipping columns already clean.
 //! - [`error`]: failures with exit codes (SPEC §8).
 
 pub mod calendar;
@@ -20,5 +21,6 @@ pub mod io;
 pub mod metrics;
 pub mod run;
 pub mod text_hash;
+pub mod text_norm;
 
 pub use error::{Error, exit_code};

@@ -18,6 +18,7 @@ use crate::config::plan::{
 };
 use crate::error::Error;
 use crate::text_hash::text_hash;
+use crate::text_norm::{lowercased, trimmed};
 
 /// Reasons a row is rejected, in the order SPEC §11 checks them (first match wins).
 pub const REASONS: [&str; 10] = [
@@ -552,11 +553,11 @@ fn typed_expr(
 ) -> Expr {
     match def.kind {
         Kind::Key | Kind::Text => match dtype {
-            DataType::String => raw.str().strip_chars(lit(NULL)),
+            DataType::String => trimmed(raw),
             _ => raw.cast(DataType::String),
         },
         Kind::Amount => match dtype {
-            DataType::String => raw.str().strip_chars(lit(NULL)).cast(DataType::Float64),
+            DataType::String => trimmed(raw).cast(DataType::Float64),
             _ => raw.cast(DataType::Float64),
         },
         Kind::Timestamp => match dtype {
@@ -571,12 +572,7 @@ fn typed_expr(
         Kind::Date => match dtype {
             DataType::String => {
                 let fmt = csv.date_format.as_deref().unwrap_or("%Y-%m-%d");
-                let as_date = raw
-                    .clone()
-                    .str()
-                    .strip_chars(lit(NULL))
-                    .str()
-                    .to_date(strptime(fmt));
+                let as_date = trimmed(raw.clone()).str().to_date(strptime(fmt));
                 let from_ts =
                     to_local_date(parse_timestamp(raw, csv, zones.source), zones.reporting);
                 coalesce(&[as_date, from_ts])
@@ -652,7 +648,7 @@ fn normalize_datetime(raw: Expr, aware: bool, source: Tz) -> Expr {
 /// A `timestamp_format` replaces these forms; a `date_format` is also tried, as midnight, so
 /// a date-only column such as "Lead acquisition date" needs only that.
 fn parse_timestamp(raw: Expr, csv: &CsvOptions, source: Tz) -> Expr {
-    let s = raw.str().strip_chars(lit(NULL));
+    let s = trimmed(raw);
     let dt = |e: Expr, fmt: &str| {
         e.str().to_datetime(
             Some(TimeUnit::Microseconds),
@@ -712,7 +708,7 @@ fn map_status(raw: Expr, map: Option<&StatusMap>) -> Expr {
     let (is_won, is_lost) = match map {
         Some(m) => (in_list(raw.clone(), &m.won), in_list(raw, &m.lost)),
         None => {
-            let lower = raw.str().to_lowercase();
+            let lower = lowercased(raw);
             (lower.clone().eq(lit("won")), lower.eq(lit("lost")))
         }
     };

@@ -34,6 +34,7 @@ use crate::columns::{
 };
 use crate::error::Error;
 use crate::io::scan::to_local_date;
+use crate::text_norm::lowercased;
 use levels::Dimensions;
 use periods::{PeriodFrames, date_lit};
 use selling_time::SellingSettings;
@@ -199,27 +200,22 @@ impl Prepared {
                     cache: true,
                 })
             };
-            h.filter(
-                col(FIELD)
-                    .str()
-                    .to_lowercase()
-                    .eq(lit("expected_close_date")),
-            )
-            .select([
-                col(DEAL_ID),
-                col(CHANGED_AT),
-                as_date(OLD_VALUE).alias(OLD_VALUE),
-                as_date(NEW_VALUE).alias(NEW_VALUE),
-                col(SOURCE_ROW),
-            ])
-            .cache()
+            h.filter(lowercased(col(FIELD)).eq(lit("expected_close_date")))
+                .select([
+                    col(DEAL_ID),
+                    col(CHANGED_AT),
+                    as_date(OLD_VALUE).alias(OLD_VALUE),
+                    as_date(NEW_VALUE).alias(NEW_VALUE),
+                    col(SOURCE_ROW),
+                ])
+                .cache()
         });
         let leads = a.leads.clone().map(|l| {
             l.filter(to_local_date(col(CREATED_AT), reporting).lt_eq(t.clone()))
                 .select([col(LEAD_ID), col(REP_ID), col(CREATED_AT)])
         });
         let role = if a.reps_have_role {
-            col(ROLE).str().to_lowercase()
+            lowercased(col(ROLE))
         } else {
             lit(NULL).cast(DataType::String)
         };
@@ -233,8 +229,8 @@ impl Prepared {
                     col(REP_ID),
                     col(LEAD_ID),
                     col(DEAL_ID),
-                    col(ACTIVITY_TYPE).str().to_lowercase().alias(ACTIVITY_TYPE),
-                    col(DIRECTION).str().to_lowercase().alias(DIRECTION),
+                    lowercased(col(ACTIVITY_TYPE)).alias(ACTIVITY_TYPE),
+                    lowercased(col(DIRECTION)).alias(DIRECTION),
                     col(STARTED_AT),
                     col(DATE),
                     col(DURATION_MINUTES),

@@ -1,0 +1,98 @@
+//! Trimming and lower-casing text columns, without copying the columns that need neither.
+//!
+//! polars' `strip_chars` and `to_lowercase` build a new string column value by value (the
+//! lower-casing allocates a `String` per value): at 5 M activities, trimming six columns and
+//! lower-casing two was ~11 % of a run's CPU time. Exports are nearly always clean already, so
+//! these check each batch first (a scan of the first and last byte, or of the bytes, of each
+//! value) and hand the batch back untouched when nothing would change; otherwise they call
+//! polars' kernel on it, so the result is always exactly polars'.
+
+use polars::prelude::*;
+
+/// The text expression `e` with leading and trailing whitespace removed (as `str::trim`, which
+/// is what polars' `strip_chars(NULL)` applies).
+pub fn trimmed(e: Expr) -> Expr {
+    e.map(
+        |c: Column| {
+            let texts = c.as_materialized_series().str()?;
+            if all_values(texts, |v| v.trim().len() == v.len()) {
+                return Ok(c);
+            }
+            let none = Column::full_null(PlSmallStr::EMPTY, 1, &DataType::Null);
+            Ok(texts.strip_chars(&none)?.into_column())
+        },
+        |_, f| Ok(f.clone()),
+    )
+}
+
+/// The text expression `e` lower-cased (as polars' `to_lowercase`).
+pub fn lowercased(e: Expr) -> Expr {
+    e.map(
+        |c: Column| {
+            let texts = c.as_materialized_series().str()?;
+            // ASCII without capitals is the only text lower-casing leaves unchanged for sure.
+            if all_values(texts, |v| {
+                !v.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii())
+            }) {
+                return Ok(c);
+            }
+            Ok(texts.to_lowercase().into_column())
+        },
+        |_, f| Ok(f.clone()),
+    )
+}
+
+/// Whether `keep` holds for every value of `texts`, nulls included (a null slot's bytes are
+/// whatever the array holds there; checking them too can only send a batch the slow way).
+fn all_values(texts: &StringChunked, keep: impl Fn(&str) -> bool) -> bool {
+    texts
+        .downcast_iter()
+        .all(|arr| arr.values_iter().all(&keep))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apply(f: fn(Expr) -> Expr, values: &[Option<&str>]) -> PolarsResult<Vec<Option<String>>> {
+        let df = df!("t" => values)?.lazy().select([f(col("t"))]).collect()?;
+        Ok(df
+            .column("t")?
+            .str()?
+            .iter()
+            .map(|v| v.map(str::to_string))
+            .collect())
+    }
+
+    fn owned(values: &[Option<&str>]) -> Vec<Option<String>> {
+        values.iter().map(|v| v.map(str::to_string)).collect()
+    }
+
+    #[test]
+    fn clean_text_comes_back_as_it_was() -> PolarsResult<()> {
+        let clean = [
+            Some("call"),
+            None,
+            Some("a long activity id 0001"),
+            Some(""),
+        ];
+        assert_eq!(apply(trimmed, &clean)?, owned(&clean));
+        assert_eq!(apply(lowercased, &clean)?, owned(&clean));
+        Ok(())
+    }
+
+    #[test]
+    fn any_value_needing_work_gives_polars_result_for_the_batch() -> PolarsResult<()> {
+        let messy = [Some(" call"), Some("email\u{a0}"), None, Some("meeting")];
+        assert_eq!(
+            apply(trimmed, &messy)?,
+            owned(&[Some("call"), Some("email"), None, Some("meeting")])
+        );
+        let mixed = [Some("Call"), Some("ÉMAIL"), None, Some("meeting")];
+        assert_eq!(
+            apply(lowercased, &mixed)?,
+            owned(&[Some("call"), Some("émail"), None, Some("meeting")])
+        );
+        Ok(())
+    }
+}
