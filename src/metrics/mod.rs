@@ -219,7 +219,14 @@ impl Prepared {
         } else {
             lit(NULL).cast(DataType::String)
         };
-        let roles = reps.select([col(REP_ID), role.alias(ROLE)]);
+        // Each rep's row number rides along with the role: logged minutes are summed per
+        // (number, day) packed into one integer key (see [`selling_time::daily`]).
+        let roles = reps
+            .select([col(REP_ID), role.alias(ROLE)])
+            .with_row_index(selling_time::REP_CODE, None);
+        let rep_codes = roles
+            .clone()
+            .select([col(selling_time::REP_CODE), col(REP_ID)]);
         // Activities as of T, lower-cased; read by both activity metrics.
         let activities = a.activities.clone().map(|acts| {
             acts.with_column(to_local_date(col(STARTED_AT), reporting).alias(DATE))
@@ -275,7 +282,7 @@ impl Prepared {
         });
         let daily_minutes = classified
             .clone()
-            .map(|c| selling_time::daily(c, segments.clone()));
+            .map(|c| selling_time::daily(c, rep_codes, segments.clone()));
         let unclassified = classified.map(|c| {
             c.filter(col(selling_time::CATEGORY).eq(lit(selling_time::UNCLASSIFIED)))
                 .select([col(ACTIVITY_TYPE)])

@@ -118,9 +118,10 @@ pub fn classify(activities: LazyFrame, s: &SellingSettings) -> LazyFrame {
 /// `selling_minutes`, `non_selling_minutes`, `unclassified_minutes` and `total_minutes` of
 /// that day. Every later sum adds these, so a period's figures are sums of days.
 ///
-/// `activities`: classified (see [`classify`]), with `rep_id`, `date` (reporting time zone),
-/// `duration_minutes`, `category`.
-pub fn daily(activities: LazyFrame, segments: LazyFrame) -> LazyFrame {
+/// `activities`: classified (see [`classify`]), with `rep_id`'s [`REP_CODE`], `date`
+/// (reporting time zone), `duration_minutes`, `category`; `rep_codes`: each [`REP_CODE`] with
+/// its `rep_id`.
+pub fn daily(activities: LazyFrame, rep_codes: LazyFrame, segments: LazyFrame) -> LazyFrame {
     // Summed as integer micro-minutes: exact, so the sums do not depend on the order in
     // which rows arrive (which varies from run to run on the streaming engine).
     let micro = |e: Expr| {
@@ -137,14 +138,51 @@ pub fn daily(activities: LazyFrame, segments: LazyFrame) -> LazyFrame {
     };
     let daily = activities
         .filter(col(DURATION_MINUTES).gt(lit(0.0)).fill_null(lit(false)))
-        .group_by([col(REP_ID), col(DATE)])
+        // One integer key, (rep code, day) packed: polars' streaming group-by has a fast
+        // path for a single integer key; with two keys (or a text one) it row-encodes and
+        // hashes every row's keys as bytes.
+        .group_by([rep_day_key()])
         .agg([
             minutes(SELLING).sum().alias(SELLING_MINUTES),
             minutes(NON_SELLING).sum().alias(NON_SELLING_MINUTES),
             minutes(UNCLASSIFIED).sum().alias(UNCLASSIFIED_MINUTES),
             micro(col(DURATION_MINUTES)).sum().alias(TOTAL_MINUTES),
-        ]);
+        ])
+        .with_columns(unpack_rep_day())
+        .join(
+            rep_codes,
+            [col(REP_CODE)],
+            [col(REP_CODE)],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .drop(cols([REP_CODE, REP_DAY]));
     with_team_on(daily, DATE, segments)
+}
+
+/// A rep's row number in the reps input: the integer stand-in for `rep_id` in [`daily`].
+pub const REP_CODE: &str = "__rep_code";
+const REP_DAY: &str = "__rep_day";
+const DAY_OFFSET: i64 = 1 << 31;
+
+/// [`REP_CODE`] in the high 32 bits, the day (days since 1970, shifted to be ≥ 0) in the low.
+fn rep_day_key() -> Expr {
+    let day = (col(DATE).cast(DataType::Int32).cast(DataType::Int64) + lit(DAY_OFFSET))
+        .cast(DataType::UInt64);
+    (col(REP_CODE).cast(DataType::UInt64) * lit(1u64 << 32) + day).alias(REP_DAY)
+}
+
+/// [`REP_CODE`] and `date` back from [`rep_day_key`].
+fn unpack_rep_day() -> [Expr; 2] {
+    let key = || col(REP_DAY);
+    [
+        (key() / lit(1u64 << 32))
+            .cast(DataType::UInt32)
+            .alias(REP_CODE),
+        ((key() % lit(1u64 << 32)).cast(DataType::Int64) - lit(DAY_OFFSET))
+            .cast(DataType::Int32)
+            .cast(DataType::Date)
+            .alias(DATE),
+    ]
 }
 
 /// Micro-minutes per minute: the integer unit [`daily`] sums in.
@@ -389,6 +427,30 @@ mod tests {
                 "-|-|unclassified"
             ]
         );
+        Ok(())
+    }
+
+    #[test]
+    fn rep_day_key_round_trips_any_day_and_rep() -> PolarsResult<()> {
+        let days = [-719_162i32, -1, 0, 19_723, 2_932_896];
+        let df = df!(
+            REP_CODE => [0u32, 1, u32::MAX, 7, 7],
+            DATE => days,
+        )?
+        .lazy()
+        .with_column(col(DATE).cast(DataType::Date))
+        .select([rep_day_key()])
+        .with_columns(unpack_rep_day())
+        .collect()?;
+        let codes: Vec<Option<u32>> = df.column(REP_CODE)?.u32()?.iter().collect();
+        assert_eq!(codes, [Some(0), Some(1), Some(u32::MAX), Some(7), Some(7)]);
+        let back: Vec<Option<i32>> = df
+            .column(DATE)?
+            .cast(&DataType::Int32)?
+            .i32()?
+            .iter()
+            .collect();
+        assert_eq!(back, days.map(Some));
         Ok(())
     }
 }
