@@ -542,7 +542,7 @@ fn compute_tables(
         true => profile_each(names, plans, timings)?,
         // Streaming here too (fourth session): the group-bys read the prepared frames in
         // batches instead of copying every event into each level's groups. Large (50 M
-        // activities): tables 46.6 s -> 30.8 s, the stage's peak 5.7 -> 5.3 GiB; medium about
+        // activities): tables 46.6 s -> 30.8 s, the stage's peak ~5.6 -> ~5.2 GiB; medium about
         // -0.2 s. Outputs were byte-identical for all 192 partitions of both, and the digest
         // test (256-row batches) passes: every sum is over integers or rounded to the cent.
         false => collect_all(plans, Engine::Streaming)
