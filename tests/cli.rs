@@ -563,3 +563,43 @@ fn glob_over_split_files_gives_the_same_rows() {
     assert_eq!(summary["inputs"][4]["rows_read"], 16);
     assert_same_tables(&one_out, &glob_out);
 }
+
+#[test]
+fn reps_from_a_sql_query_give_the_same_tables_as_the_file() {
+    // The reps as a `SELECT DISTINCT` over a file repeating each row 20 times, interleaved:
+    // a query's row order need not repeat between evaluations, and the selling-time minutes
+    // are keyed by each rep's row number, so every consumer must see one numbering.
+    let sb = Sandbox::new();
+    let file_out = sb.dir.path().join("file");
+    sb.run(&["--output", file_out.to_str().unwrap()])
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(sb.data("reps.csv")).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let body: Vec<&str> = lines.collect();
+    let repeated: Vec<&str> = (0..20)
+        .flat_map(|i| body.iter().cycle().skip(i % body.len()).take(body.len()))
+        .copied()
+        .collect();
+    std::fs::write(
+        sb.data("reps_raw.csv"),
+        format!("{header}\n{}\n", repeated.join("\n")),
+    )
+    .unwrap();
+    sb.edit(&sb.pipeline(), |t| {
+        t.replace(
+            "[inputs.reps]\nuri = \"../data/sample/reps.csv\"",
+            "[sources.raw_reps]\nuri = \"../data/sample/reps_raw.csv\"\n\n[inputs.reps]\nsql = \"SELECT DISTINCT rep_id, rep_name, team_id, role FROM raw_reps\"",
+        )
+    });
+    assert!(
+        std::fs::read_to_string(sb.pipeline())
+            .unwrap()
+            .contains("raw_reps")
+    );
+    let sql_out = sb.dir.path().join("sql");
+    let summary = sb.summary(&["--output", sql_out.to_str().unwrap()]);
+    assert_eq!(summary["inputs"][0]["rows_read"], 5);
+    assert_same_tables(&file_out, &sql_out);
+}

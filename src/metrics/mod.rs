@@ -220,10 +220,13 @@ impl Prepared {
             lit(NULL).cast(DataType::String)
         };
         // Each rep's row number rides along with the role: logged minutes are summed per
-        // (number, day) packed into one integer key (see [`selling_time::daily`]).
+        // (number, day) packed into one integer key (see [`selling_time::daily`]). Cached, so
+        // the activities and the decoding read the same numbering even where evaluating the
+        // reps twice could order them differently (reps from a `sql` query).
         let roles = reps
             .select([col(REP_ID), role.alias(ROLE)])
-            .with_row_index(selling_time::REP_CODE, None);
+            .with_row_index(selling_time::REP_CODE, None)
+            .cache();
         let rep_codes = roles
             .clone()
             .select([col(selling_time::REP_CODE), col(REP_ID)]);
