@@ -535,25 +535,11 @@ fn typed_parquet_input_gives_the_same_rows_as_csv() {
 #[test]
 fn glob_over_split_files_gives_the_same_rows() {
     let sb = Sandbox::new();
-    let one_out = sb.dir.path().join("one_file");
-    sb.run(&["--output", one_out.to_str().unwrap()])
-        .assert()
-        .success();
-    let text = std::fs::read_to_string(sb.data("deals.csv")).unwrap();
-    let mut lines = text.lines();
-    let header = lines.next().unwrap();
-    let body: Vec<&str> = lines.collect();
+    let one_out = sb.run_into("one_file");
+    let (header, body) = sb.csv_lines("deals.csv");
     let (a, b) = body.split_at(7);
-    std::fs::write(
-        sb.data("deals_part1.csv"),
-        format!("{header}\n{}\n", a.join("\n")),
-    )
-    .unwrap();
-    std::fs::write(
-        sb.data("deals_part2.csv"),
-        format!("{header}\n{}\n", b.join("\n")),
-    )
-    .unwrap();
+    sb.write_csv("deals_part1.csv", &header, a);
+    sb.write_csv("deals_part2.csv", &header, b);
     std::fs::remove_file(sb.data("deals.csv")).unwrap();
     sb.edit(&sb.pipeline(), |t| {
         t.replace("deals.csv", "deals_part*.csv")
@@ -570,23 +556,13 @@ fn reps_from_a_sql_query_give_the_same_tables_as_the_file() {
     // a query's row order need not repeat between evaluations, and the selling-time minutes
     // are keyed by each rep's row number, so every consumer must see one numbering.
     let sb = Sandbox::new();
-    let file_out = sb.dir.path().join("file");
-    sb.run(&["--output", file_out.to_str().unwrap()])
-        .assert()
-        .success();
-    let text = std::fs::read_to_string(sb.data("reps.csv")).unwrap();
-    let mut lines = text.lines();
-    let header = lines.next().unwrap();
-    let body: Vec<&str> = lines.collect();
-    let repeated: Vec<&str> = (0..20)
+    let file_out = sb.run_into("file");
+    let (header, body) = sb.csv_lines("reps.csv");
+    let repeated: Vec<String> = (0..20)
         .flat_map(|i| body.iter().cycle().skip(i % body.len()).take(body.len()))
-        .copied()
+        .cloned()
         .collect();
-    std::fs::write(
-        sb.data("reps_raw.csv"),
-        format!("{header}\n{}\n", repeated.join("\n")),
-    )
-    .unwrap();
+    sb.write_csv("reps_raw.csv", &header, &repeated);
     sb.edit(&sb.pipeline(), |t| {
         t.replace(
             "[inputs.reps]\nuri = \"../data/sample/reps.csv\"",

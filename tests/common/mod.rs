@@ -62,6 +62,29 @@ impl Sandbox {
     }
 
     /// Rewrites a text file of the sandbox (the pipeline, or a data file).
+    /// Runs with `--output <sandbox>/<name>`, expects success and returns that directory.
+    pub fn run_into(&self, name: &str) -> PathBuf {
+        let out = self.dir.path().join(name);
+        self.run(&["--output", out.to_str().expect("UTF-8 path")])
+            .assert()
+            .success();
+        out
+    }
+
+    /// A sandbox data CSV's header line and data lines.
+    pub fn csv_lines(&self, file: &str) -> (String, Vec<String>) {
+        let text = std::fs::read_to_string(self.data(file)).expect("sandbox file");
+        let mut lines = text.lines().map(str::to_string);
+        let header = lines.next().expect("a header line");
+        (header, lines.collect())
+    }
+
+    /// Writes a sandbox data CSV from a header line and data lines.
+    pub fn write_csv(&self, file: &str, header: &str, lines: &[String]) {
+        std::fs::write(self.data(file), format!("{header}\n{}\n", lines.join("\n")))
+            .expect("sandbox file");
+    }
+
     pub fn edit(&self, path: &Path, f: impl FnOnce(String) -> String) {
         let text = std::fs::read_to_string(path).expect("sandbox file");
         std::fs::write(path, f(text)).expect("sandbox file");
