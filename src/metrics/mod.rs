@@ -144,7 +144,7 @@ pub struct Prepared {
     pub changes: Option<LazyFrame>,
     /// Expected-close-date versions of every deal with the deal's columns and team
     /// ([`deal_slippage::expected_closes`]).
-    pub versions: Option<LazyFrame>,
+    pub expected_closes: Option<LazyFrame>,
     /// Lead-response requests of both kinds ([`lead_response_time::requests`]).
     pub requests: Option<LazyFrame>,
     /// Logged minutes per rep and day ([`selling_time::daily`]).
@@ -247,7 +247,7 @@ impl Prepared {
                 ])
                 .cache()
         });
-        let versions = match &deals {
+        let expected_closes = match &deals {
             Some(d) => Some(deal_slippage::expected_closes(
                 deal_slippage::versions(d.clone(), changes.clone(), as_of, reporting)
                     .map_err(bug)?,
@@ -301,7 +301,7 @@ impl Prepared {
             },
             deals,
             quotas: a.quotas.clone(),
-            versions,
+            expected_closes,
             changes,
             requests,
             daily_minutes,
@@ -322,7 +322,7 @@ impl Prepared {
         for f in [
             &mut self.deals,
             &mut self.quotas,
-            &mut self.versions,
+            &mut self.expected_closes,
             &mut self.changes,
             &mut self.requests,
             &mut self.daily_minutes,
@@ -348,7 +348,7 @@ impl Prepared {
             self.quotas = None;
         }
         if !uses(&[DealSlippage]) {
-            self.versions = None;
+            self.expected_closes = None;
             self.changes = None;
         }
         if !uses(&[LeadResponseTime]) {
@@ -416,7 +416,7 @@ impl Prepared {
                 quota_attainment::quota_attainment(won, shares, pf)
             }
             MetricId::DealSlippage => deal_slippage::deal_slippage(
-                need(&self.versions, Table::Deals)?,
+                need(&self.expected_closes, Table::Deals)?,
                 self.changes.clone(),
                 pf,
                 as_of,
