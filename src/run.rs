@@ -540,11 +540,13 @@ fn compute_tables(
         .collect();
     let tables = match plan.per_table_timings {
         true => profile_each(names, plans, timings)?,
-        // Streaming here too (fourth session): the group-bys read the prepared frames in
-        // batches instead of copying every event into each level's groups. Large (50 M
-        // activities): tables 46.6 s -> 30.8 s, the stage's peak ~5.6 -> ~5.2 GiB; medium about
-        // -0.2 s. Outputs were byte-identical for all 192 partitions of both, and the digest
-        // test (256-row batches) passes: every sum is over integers or rounded to the cent.
+        // Streaming here too (fourth session). Large (50 M activities): tables 46.6 s ->
+        // 30.8 s, the stage's peak ~5.6 -> ~5.2 GiB; medium about -0.2 s. (polars has no
+        // streaming median or quantile, so those group-bys still run in memory inside this
+        // execution.) Outputs were byte-identical for all 192 partitions of both sizes, and the
+        // digest test (256-row batches) passes: rows reach the aggregations in varying order on
+        // either engine, since the inputs stage streams, so every sum is over integers or
+        // rounded to the cent.
         false => collect_all(plans, Engine::Streaming)
             .map_err(anyhow::Error::from)
             .context("computing the metric tables")?,
