@@ -19,6 +19,10 @@ pub const IS_PARTIAL_PERIOD: &str = "is_partial_period";
 pub const DATE: &str = "date";
 pub const SOURCE_ROW: &str = "source_row";
 pub const REJECT_REASON: &str = "reject_reason";
+/// Integer stand-ins for `rep_id` and `team_id` inside the tables stage
+/// ([`crate::metrics::entities::Codes`]).
+pub const REP_CODE: &str = "__rep_code";
+pub const TEAM_CODE: &str = "__team_code";
 
 // Input columns.
 pub const VALID_FROM: &str = "valid_from";

@@ -21,7 +21,7 @@ use polars::prelude::*;
 
 use crate::columns::{
     AMOUNT, AVG_DEAL_SIZE, AVG_DEAL_SIZE_CHANGE_PCT, AVG_DISCOUNT_PCT, DISCOUNT_AMOUNT, LEVEL,
-    LIST_AMOUNT, MEDIAN_DEAL_SIZE, NET_AMOUNT, PERIOD_IDX, PREV_AVG_DEAL_SIZE, REP_ID, TEAM_ID,
+    LIST_AMOUNT, MEDIAN_DEAL_SIZE, NET_AMOUNT, PERIOD_IDX, PREV_AVG_DEAL_SIZE, REP_CODE, TEAM_CODE,
     WON_AMOUNT, WON_DEALS,
 };
 use crate::metrics::levels::{REP, TEAM, by_levels, cents, count_i64, pct, ratio};
@@ -68,10 +68,10 @@ pub fn deal_size(won: LazyFrame, periods: &PeriodFrames) -> PolarsResult<LazyFra
     ]);
     // Match the previous period by entity id, so a rep who changed teams still matches.
     let entity = when(col(LEVEL).eq(lit(REP)))
-        .then(col(REP_ID))
+        .then(col(REP_CODE))
         .when(col(LEVEL).eq(lit(TEAM)))
-        .then(col(TEAM_ID))
-        .otherwise(lit(""))
+        .then(col(TEAM_CODE))
+        .otherwise(lit(0u32))
         .alias("__entity");
     // Read twice: the rows and their previous-period copy.
     let rows = rows.with_column(entity).cache();

@@ -37,8 +37,8 @@ use crate::columns::{
     AMOUNT, AVG_SLIP_DAYS, CHANGED_AT, CLOSE_DATE_PUSHES, CLOSED_DATE, CREATED_AT, CREATED_DATE,
     DEAL_ID, DEALS_CLOSED_ON_TIME, DEALS_DUE, DEALS_EXPECTED, DEALS_LOST, DEALS_SLIPPED,
     DEALS_WON_ON_TIME, EXPECTED_CLOSE_DATE, MEDIAN_SLIP_DAYS, NEW_VALUE, OLD_VALUE, PERIOD_END,
-    PERIOD_IDX, PERIOD_START, REP_ID, SLIPPAGE_RATE_PCT, SLIPPED_AMOUNT, SOURCE_ROW, STATUS,
-    TEAM_ID,
+    PERIOD_IDX, PERIOD_START, REP_CODE, REP_ID, SLIPPAGE_RATE_PCT, SLIPPED_AMOUNT, SOURCE_ROW,
+    STATUS, TEAM_CODE, TEAM_ID,
 };
 use crate::io::scan::{local_midnight, to_local_date, utc_datetime};
 use crate::metrics::entities::with_team_on;
@@ -157,11 +157,13 @@ pub fn pushes(changes: LazyFrame, periods: &PeriodFrames, as_of: NaiveDate, tz: 
 }
 
 /// Every dated version of [`versions`] with its deal's columns and the owner's team on the
-/// expected date (`team_id`): the same for every grain, so built once before the grains.
+/// expected date, as codes: the same for every grain, so built once before the grains.
 ///
 /// `deals`: as of T (`deal_id`, `rep_id`, `created_at`, `created_date`, `status`,
 /// `closed_date`, `expected_close_date`, `amount`); `segments` from
-/// [`crate::metrics::entities::team_segments`].
+/// [`crate::metrics::entities::team_segments`] with [`crate::metrics::entities::Codes`].
+/// The rep and team ids are dropped: the tables read the codes, and the ids' text was the
+/// largest part of this frame.
 pub fn expected_closes(versions: LazyFrame, deals: LazyFrame, segments: LazyFrame) -> LazyFrame {
     let dated = versions.filter(col(E).is_not_null()).join(
         deals,
@@ -169,7 +171,7 @@ pub fn expected_closes(versions: LazyFrame, deals: LazyFrame, segments: LazyFram
         [col(DEAL_ID)],
         JoinArgs::new(JoinType::Inner),
     );
-    with_team_on(dated, E, segments)
+    with_team_on(dated, E, segments).drop(cols([REP_ID, TEAM_ID]))
 }
 
 /// Slippage rows at all levels (before [`crate::metrics::levels::finish`]).
@@ -252,8 +254,8 @@ pub fn deal_slippage(
     }
     let events = events.select([
         col(PERIOD_IDX),
-        col(REP_ID),
-        col(TEAM_ID),
+        col(REP_CODE),
+        col(TEAM_CODE),
         col("__due"),
         col("__on_time"),
         col("__won_on_time"),

@@ -8,7 +8,8 @@
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use crate::columns::{REP_ID, SOURCE_ROW, TEAM_ID, VALID_FROM, VALID_TO};
+use crate::columns::{REP_ID, SOURCE_ROW, TEAM_CODE, TEAM_ID, VALID_FROM, VALID_TO};
+use crate::metrics::levels::lookup;
 use crate::metrics::periods::date_lit;
 
 pub const SEG_START: &str = "seg_start";
@@ -117,7 +118,44 @@ pub fn team_segments(
         ]))
 }
 
-/// Adds `team_id` (the rep's team on `date_col`) to events with a `rep_id` column.
+/// Integer codes for reps and teams: the tables stage groups by them instead of the id text
+/// (polars groups by one integer key much faster than by text keys) and turns them back into
+/// ids when a table is finished ([`crate::metrics::levels::finish`]).
+#[derive(Clone)]
+pub struct Codes {
+    /// `__rep_code` (u32), `rep_id`.
+    pub reps: LazyFrame,
+    /// `__team_code` (u32), `team_id`: every team a segment names.
+    pub teams: LazyFrame,
+}
+
+impl Codes {
+    /// Team codes numbered over the teams `segments` name; `reps` numbers the reps
+    /// (`__rep_code`, `rep_id`). Any numbering works as long as every frame of a run reads
+    /// the same one, which is why the caller collects these with the segments.
+    pub fn new(reps: LazyFrame, segments: LazyFrame) -> Codes {
+        // Numbered in id order, so the numbering does not depend on the segments' row order;
+        // cached, so every frame that reads it in one execution reads one evaluation.
+        let teams = segments
+            .select([col(TEAM_ID)])
+            .drop_nulls(None)
+            .unique(None, UniqueKeepStrategy::Any)
+            .sort([TEAM_ID], SortMultipleOptions::default())
+            .with_row_index(TEAM_CODE, None)
+            .cache();
+        Codes { reps, teams }
+    }
+
+    /// `segments` with each row's `__rep_code` and `__team_code` (null without a team), so
+    /// [`with_team_on`] hands the codes to every event it places.
+    pub fn on_segments(&self, segments: LazyFrame) -> LazyFrame {
+        let segments = lookup(segments, self.reps.clone(), REP_ID);
+        lookup(segments, self.teams.clone(), TEAM_ID)
+    }
+}
+
+/// Adds `team_id` (the rep's team on `date_col`) to events with a `rep_id` column, and the
+/// segments' other columns (the codes of [`Codes::on_segments`]).
 ///
 /// Events with a null `rep_id` keep a null team; every known rep's segments tile all time, so
 /// each other event matches exactly one segment.

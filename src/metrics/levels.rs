@@ -9,21 +9,23 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 
 use crate::columns::{
-    IS_PARTIAL_PERIOD, LEVEL, PERIOD, PERIOD_END, PERIOD_IDX, PERIOD_START, REP_ID, REP_NAME,
-    TEAM_ID, TEAM_NAME,
+    IS_PARTIAL_PERIOD, LEVEL, PERIOD, PERIOD_END, PERIOD_IDX, PERIOD_START, REP_CODE, REP_ID,
+    REP_NAME, TEAM_CODE, TEAM_ID, TEAM_NAME,
 };
-use crate::metrics::entities::with_team_on;
+use crate::metrics::entities::{Codes, with_team_on};
 use crate::metrics::periods::{PeriodFrames, date_lit};
 
 pub const REP: &str = "rep";
 pub const TEAM: &str = "team";
 pub const COMPANY: &str = "company";
 
-/// Aggregates `events` (`period_idx`, `rep_id`, `team_id`, value columns) at the three levels.
+/// Aggregates `events` (`period_idx`, `__rep_code`, `__team_code`, value columns) at the
+/// three levels.
 ///
 /// Every period of `periods` gets a company row; `zero_fill` columns (sums and counts) are 0
 /// there when nothing happened, the others stay null. Output: `level`, `period_idx`,
-/// `team_id` (team rows), `rep_id` (rep rows), then the aggregations.
+/// `__team_code` (team rows), `__rep_code` (rep rows), then the aggregations; [`finish`]
+/// turns the codes into ids.
 pub fn by_levels(
     events: LazyFrame,
     periods: &PeriodFrames,
@@ -34,7 +36,7 @@ pub fn by_levels(
 }
 
 /// [`by_levels`] with one more grouping key, e.g. `response_kind`; the company row then
-/// exists once per period and value of the key (`key.1`).
+/// exists once per period and value of the key (`key.1`, at most 256 values).
 pub fn by_levels_keyed(
     events: LazyFrame,
     periods: &PeriodFrames,
@@ -42,37 +44,37 @@ pub fn by_levels_keyed(
     zero_fill: &[&str],
     key: Option<(&str, &[&str])>,
 ) -> PolarsResult<LazyFrame> {
+    if key.is_some_and(|(_, values)| values.len() > 256) {
+        return Err(
+            polars_err!(ComputeError: "internal error (a bug): a level key has over 256 values"),
+        );
+    }
     // The events feed three group-bys. Cached, they are computed once; otherwise each branch's
     // own filter is pushed into its copy, the copies differ, and the joins behind them run
     // three times (measured: most of a run at 5 M activities).
     let events = events.cache();
-    let keys = |base: &[&str]| -> Vec<Expr> {
-        base.iter()
-            .copied()
-            .chain(key.map(|k| k.0))
-            .map(col)
-            .collect()
+    let level = |code: Option<&str>| {
+        let grouped = match code {
+            Some(c) => events.clone().filter(col(c).is_not_null()),
+            None => events.clone(),
+        };
+        grouped
+            .group_by([group_key(code, key)])
+            .agg(aggs)
+            .with_columns(ungroup(code, key))
+            .drop(cols([GROUP]))
     };
     // An event with no rep (an unowned, unanswered lead) or no team counts in the company row only.
-    let rep = events
-        .clone()
-        .filter(col(REP_ID).is_not_null())
-        .group_by(keys(&[PERIOD_IDX, REP_ID]))
-        .agg(aggs)
-        .with_column(lit(REP).alias(LEVEL));
-    let team = events
-        .clone()
-        .filter(col(TEAM_ID).is_not_null())
-        .group_by(keys(&[PERIOD_IDX, TEAM_ID]))
-        .agg(aggs)
-        .with_column(lit(TEAM).alias(LEVEL));
-    let company_agg = events.group_by(keys(&[PERIOD_IDX])).agg(aggs);
+    let rep = level(Some(REP_CODE)).with_column(lit(REP).alias(LEVEL));
+    let team = level(Some(TEAM_CODE)).with_column(lit(TEAM).alias(LEVEL));
+    let company_agg = level(None);
     let mut company_rows = periods.periods.clone().select([col(PERIOD_IDX)]);
+    let mut company_keys = vec![col(PERIOD_IDX)];
     if let Some((name, values)) = key {
         let values = DataFrame::new_infer_height(vec![Column::new(name.into(), values)])?.lazy();
         company_rows = company_rows.cross_join(values, None);
+        company_keys.push(col(name));
     }
-    let company_keys = keys(&[PERIOD_IDX]);
     let company = company_rows
         .join(
             company_agg,
@@ -90,6 +92,70 @@ pub fn by_levels_keyed(
     concat_diagonal([company, team, rep])
 }
 
+/// The packed group key of [`by_levels_keyed`].
+const GROUP: &str = "__group";
+/// Added to `period_idx` so the key's period part is never negative.
+const PERIOD_OFFSET: i64 = 1 << 23;
+const PERIOD_SHIFT: u64 = 1 << 40;
+const CODE_SHIFT: u64 = 1 << 8;
+
+/// Each level's grouping as one u64: `period_idx` + 2^23 in the top 24 bits, the entity's
+/// code (u32) below it, the extra key's index in the low 8 bits. Polars' group-by has a fast
+/// path for one integer key; with several keys, or text ones, it row-encodes every row's keys
+/// and hashes them as bytes (measured: see the README).
+fn group_key(code: Option<&str>, key: Option<(&str, &[&str])>) -> Expr {
+    let period = (col(PERIOD_IDX).cast(DataType::Int64) + lit(PERIOD_OFFSET))
+        .cast(DataType::UInt64)
+        * lit(PERIOD_SHIFT);
+    let mut packed = period;
+    if let Some(c) = code {
+        packed = packed + col(c).cast(DataType::UInt64) * lit(CODE_SHIFT);
+    }
+    if let Some((name, values)) = key {
+        let mut index: Option<Expr> = None;
+        for (i, v) in values.iter().enumerate().rev() {
+            let otherwise = index.unwrap_or_else(|| lit(NULL).cast(DataType::UInt64));
+            index = Some(
+                when(col(name).eq(lit(*v)))
+                    .then(lit(i as u64))
+                    .otherwise(otherwise),
+            );
+        }
+        if let Some(index) = index {
+            packed = packed + index;
+        }
+    }
+    packed.alias(GROUP)
+}
+
+/// `period_idx`, the code and the extra key back from [`group_key`].
+fn ungroup(code: Option<&str>, key: Option<(&str, &[&str])>) -> Vec<Expr> {
+    let g = || col(GROUP);
+    let mut out = vec![
+        (g().floor_div(lit(PERIOD_SHIFT)).cast(DataType::Int64) - lit(PERIOD_OFFSET))
+            .cast(DataType::Int32)
+            .alias(PERIOD_IDX),
+    ];
+    if let Some(c) = code {
+        out.push(
+            (g().floor_div(lit(CODE_SHIFT)) % lit(1u64 << 32))
+                .cast(DataType::UInt32)
+                .alias(c),
+        );
+    }
+    if let Some((name, values)) = key {
+        let index = || g() % lit(CODE_SHIFT);
+        let mut label = lit(NULL).cast(DataType::String);
+        for (i, v) in values.iter().enumerate().rev() {
+            label = when(index().eq(lit(i as u64)))
+                .then(lit(*v))
+                .otherwise(label);
+        }
+        out.push(label.alias(name));
+    }
+    out
+}
+
 /// Final shape of a metric table: the shared leading columns, then `metric_cols`, sorted
 /// company, team, rep, then team_id, rep_id. `period` stays for partitioning (the sink drops it).
 ///
@@ -104,7 +170,9 @@ pub fn finish(
     // Cached: the rows split into rep and other rows below, and without the cache the
     // optimiser pushes each branch's level filter into its own copy of every aggregation
     // (measured: every group-by of a table ran twice).
-    let rows = rows
+    let rows = lookup(rows, ctx.codes.reps.clone(), REP_CODE);
+    let rows = lookup(rows, ctx.codes.teams.clone(), TEAM_CODE)
+        .drop(cols([REP_CODE, TEAM_CODE]))
         .join(
             periods.periods.clone(),
             [col(PERIOD_IDX)],
@@ -125,21 +193,11 @@ pub fn finish(
         "__team_day",
         ctx.segments.clone(),
     )
-    .drop(cols(["__team_day"]));
+    .drop(cols(["__team_day", REP_CODE, TEAM_CODE]));
     let other_rows = rows.filter(is_rep.not());
-    let rows = concat_diagonal([other_rows, rep_rows])?
-        .join(
-            ctx.rep_names.clone(),
-            [col(REP_ID)],
-            [col(REP_ID)],
-            JoinArgs::new(JoinType::Left),
-        )
-        .join(
-            ctx.team_names.clone(),
-            [col(TEAM_ID)],
-            [col(TEAM_ID)],
-            JoinArgs::new(JoinType::Left),
-        );
+    let rows = concat_diagonal([other_rows, rep_rows])?;
+    let rows = lookup(rows, ctx.rep_names.clone(), REP_ID);
+    let rows = lookup(rows, ctx.team_names.clone(), TEAM_ID);
     Ok(ordered(rows, PERIOD_IDX, &ctx.extra_sort, metric_cols))
 }
 
@@ -194,10 +252,16 @@ pub struct Dimensions {
     pub rep_names: LazyFrame,
     /// `team_id`, `team_name`.
     pub team_names: LazyFrame,
-    /// From [`crate::metrics::entities::team_segments`].
+    /// From [`crate::metrics::entities::team_segments`], with [`Codes::on_segments`].
     pub segments: LazyFrame,
+    pub codes: Codes,
     pub as_of: NaiveDate,
     pub extra_sort: Vec<String>,
+}
+
+/// `rows` with the columns of `table` whose `key` matches (a left join on one column).
+pub fn lookup(rows: LazyFrame, table: LazyFrame, key: &str) -> LazyFrame {
+    rows.join(table, [col(key)], [col(key)], JoinArgs::new(JoinType::Left))
 }
 
 /// Vertical concat that fills columns missing in some inputs with nulls.
@@ -235,4 +299,28 @@ pub fn ratio(num: Expr, den: Expr) -> Expr {
 /// A count aggregation as INT64 (polars counts are u32 otherwise).
 pub fn count_i64(e: Expr) -> Expr {
     e.cast(DataType::Int64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_key_round_trips_period_code_and_key() -> PolarsResult<()> {
+        // Extremes: a period before the window (-1), the largest code, both key values.
+        let df = df!(
+            PERIOD_IDX => [-1i32, 0, 8_000_000],
+            REP_CODE => [0u32, u32::MAX, 7],
+            "kind" => ["b", "a", "b"],
+        )?;
+        let key = Some(("kind", &["a", "b"][..]));
+        let back = df
+            .clone()
+            .lazy()
+            .select([group_key(Some(REP_CODE), key)])
+            .select(ungroup(Some(REP_CODE), key))
+            .collect()?;
+        assert!(back.equals(&df), "{back}");
+        Ok(())
+    }
 }

@@ -28,8 +28,8 @@ use crate::columns::{
     DIRECTION, DURATION_MINUTES, EXPECTED_CLOSE_DATE, FIELD, FIRST_TOUCH, FIRST_TOUCH_REQUESTS,
     FIRST_TOUCH_RESPONDED, IS_PARTIAL_PERIOD, LEAD_ID, LEVEL, LIST_AMOUNT,
     MEDIAN_FIRST_TOUCH_RESPONSE_MINUTES, MEDIAN_RESPONSE_MINUTES, NEW_VALUE, NON_SELLING_MINUTES,
-    OLD_VALUE, PERIOD, PERIOD_END, PERIOD_IDX, PERIOD_START, QUOTA, REP_ID, REP_NAME, REQUESTS,
-    RESPONDED, RESPONSE_KIND, ROLE, SELLING_MINUTES, SELLING_TIME_PCT, SLIPPAGE_RATE_PCT,
+    OLD_VALUE, PERIOD, PERIOD_END, PERIOD_IDX, PERIOD_START, QUOTA, REP_CODE, REP_ID, REP_NAME,
+    REQUESTS, RESPONDED, RESPONSE_KIND, ROLE, SELLING_MINUTES, SELLING_TIME_PCT, SLIPPAGE_RATE_PCT,
     SOURCE_ROW, STARTED_AT, STATUS, TEAM_ID, TEAM_NAME, Table, WON_AMOUNT, WON_DEALS,
 };
 use crate::error::Error;
@@ -172,10 +172,27 @@ impl Prepared {
             .reps
             .clone()
             .ok_or_else(|| Error::config("the reps table is required"))?;
+        let role = if a.reps_have_role {
+            lowercased(col(ROLE))
+        } else {
+            lit(NULL).cast(DataType::String)
+        };
+        // Each rep's row number rides along with the role: it is the rep's code in the tables
+        // stage ([`entities::Codes`]) and in the minutes per rep-day (see
+        // [`selling_time::daily`]). Cached, so every frame reads the same numbering even where
+        // evaluating the reps twice could order them differently (reps from a `sql` query).
+        let roles = reps
+            .clone()
+            .select([col(REP_ID), role.alias(ROLE)])
+            .with_row_index(REP_CODE, None)
+            .cache();
+        let rep_codes = roles.clone().select([col(REP_CODE), col(REP_ID)]);
         let segments =
             entities::team_segments(reps.clone(), a.reps_have_team, a.memberships.clone())
                 .map_err(bug)?
                 .cache();
+        let codes = entities::Codes::new(rep_codes.clone(), segments.clone());
+        let segments = codes.on_segments(segments).cache();
         let rep_names = reps.clone().select([col(REP_ID), col(REP_NAME)]);
         let team_names = match (&a.teams, a.teams_have_name) {
             (Some(t), true) => t.clone().select([col(TEAM_ID), col(TEAM_NAME)]),
@@ -214,22 +231,6 @@ impl Prepared {
             l.filter(to_local_date(col(CREATED_AT), reporting).lt_eq(t.clone()))
                 .select([col(LEAD_ID), col(REP_ID), col(CREATED_AT)])
         });
-        let role = if a.reps_have_role {
-            lowercased(col(ROLE))
-        } else {
-            lit(NULL).cast(DataType::String)
-        };
-        // Each rep's row number rides along with the role: logged minutes are summed per
-        // (number, day) packed into one integer key (see [`selling_time::daily`]). Cached, so
-        // the activities and the decoding read the same numbering even where evaluating the
-        // reps twice could order them differently (reps from a `sql` query).
-        let roles = reps
-            .select([col(REP_ID), role.alias(ROLE)])
-            .with_row_index(selling_time::REP_CODE, None)
-            .cache();
-        let rep_codes = roles
-            .clone()
-            .select([col(selling_time::REP_CODE), col(REP_ID)]);
         // Activities as of T, lower-cased; read by both activity metrics.
         let activities = a.activities.clone().map(|acts| {
             acts.with_column(to_local_date(col(STARTED_AT), reporting).alias(DATE))
@@ -296,6 +297,7 @@ impl Prepared {
                 rep_names,
                 team_names,
                 segments,
+                codes,
                 as_of,
                 extra_sort: vec![],
             },
@@ -318,6 +320,8 @@ impl Prepared {
             &mut self.dims.rep_names,
             &mut self.dims.team_names,
             &mut self.dims.segments,
+            &mut self.dims.codes.reps,
+            &mut self.dims.codes.teams,
         ];
         for f in [
             &mut self.deals,

@@ -23,8 +23,8 @@ use polars::prelude::*;
 
 use crate::columns::{
     AMOUNT, ATTAINMENT_PCT, BOOKINGS, LEVEL, PERIOD_END, PERIOD_IDX, PERIOD_START, QUOTA,
-    QUOTA_AMOUNT, REP_ID, REPS_AT_OR_ABOVE_QUOTA, REPS_WITH_QUOTA, SHARE_REPS_AT_QUOTA_PCT,
-    TEAM_ID,
+    QUOTA_AMOUNT, REP_CODE, REP_ID, REPS_AT_OR_ABOVE_QUOTA, REPS_WITH_QUOTA,
+    SHARE_REPS_AT_QUOTA_PCT, TEAM_CODE, TEAM_ID,
 };
 use crate::metrics::entities::{SEG_END, SEG_START};
 use crate::metrics::levels::{
@@ -45,7 +45,8 @@ pub const COLUMNS: [&str; 6] = [
 /// Each quota row's share of each period, split by the rep's team on each day.
 ///
 /// `quotas`: `rep_id`, `period_start`, `period_end` (inclusive), `quota_amount`.
-/// Output: `period_idx`, `rep_id`, `team_id`, `quota`.
+/// `segments` carry the codes of [`crate::metrics::entities::Codes::on_segments`].
+/// Output: `period_idx`, `rep_id`, `team_id`, `__rep_code`, `__team_code`, `quota`.
 pub fn quota_shares(
     quotas: LazyFrame,
     segments: LazyFrame,
@@ -78,7 +79,9 @@ pub fn quota_shares(
                 col(REP_ID),
                 days(SEG_START).alias("s_start"),
                 (days(SEG_END) - lit(1)).alias("s_end"),
+                col(REP_CODE),
                 col(TEAM_ID),
+                col(TEAM_CODE),
             ]),
             [col(REP_ID)],
             [col(REP_ID)],
@@ -105,6 +108,8 @@ pub fn quota_shares(
             col(PERIOD_IDX),
             col(REP_ID),
             col(TEAM_ID),
+            col(REP_CODE),
+            col(TEAM_CODE),
             // Ratio first, so a row wholly inside P gives exactly quota_amount × 1.0.
             (col(QUOTA_AMOUNT) * (days_in.cast(DataType::Float64) / col("q_days"))).alias(QUOTA),
         ]))
@@ -124,8 +129,8 @@ pub fn quota_attainment(
     let events = concat_diagonal([
         won.select([
             col(PERIOD_IDX),
-            col(REP_ID),
-            col(TEAM_ID),
+            col(REP_CODE),
+            col(TEAM_CODE),
             col(AMOUNT).alias(BOOKINGS),
         ]),
         shares.clone(),
@@ -148,7 +153,7 @@ pub fn quota_attainment(
         .filter(col(LEVEL).eq(lit(REP)).and(col(QUOTA).gt(lit(0.0))))
         .select([
             col(PERIOD_IDX),
-            col(REP_ID),
+            col(REP_CODE),
             col(ATTAINMENT_PCT)
                 .gt_eq(lit(100.0))
                 .fill_null(lit(false))
@@ -159,16 +164,16 @@ pub fn quota_attainment(
         count_i64(col("__at").sum()).alias(REPS_AT_OR_ABOVE_QUOTA),
     ];
     let team_counts = shares
-        .filter(col(QUOTA).gt(lit(0.0)).and(col(TEAM_ID).is_not_null()))
-        .group_by([col(PERIOD_IDX), col(TEAM_ID), col(REP_ID)])
+        .filter(col(QUOTA).gt(lit(0.0)).and(col(TEAM_CODE).is_not_null()))
+        .group_by([col(PERIOD_IDX), col(TEAM_CODE), col(REP_CODE)])
         .agg([col(QUOTA).sum().alias("__share")])
         .join(
             rep_judged.clone(),
-            [col(PERIOD_IDX), col(REP_ID)],
-            [col(PERIOD_IDX), col(REP_ID)],
+            [col(PERIOD_IDX), col(REP_CODE)],
+            [col(PERIOD_IDX), col(REP_CODE)],
             JoinArgs::new(JoinType::Inner),
         )
-        .group_by([col(PERIOD_IDX), col(TEAM_ID)])
+        .group_by([col(PERIOD_IDX), col(TEAM_CODE)])
         .agg(counts.clone())
         .with_column(lit(TEAM).alias(LEVEL));
     let company_counts = rep_judged
@@ -176,7 +181,7 @@ pub fn quota_attainment(
         .agg(counts)
         .with_columns([
             lit(COMPANY).alias(LEVEL),
-            lit(NULL).cast(DataType::String).alias(TEAM_ID),
+            lit(NULL).cast(DataType::UInt32).alias(TEAM_CODE),
         ]);
     let all_counts = concat_diagonal([team_counts, company_counts])?;
     let mut args = JoinArgs::new(JoinType::Left);
@@ -185,8 +190,8 @@ pub fn quota_attainment(
     Ok(rows
         .join(
             all_counts,
-            [col(LEVEL), col(PERIOD_IDX), col(TEAM_ID)],
-            [col(LEVEL), col(PERIOD_IDX), col(TEAM_ID)],
+            [col(LEVEL), col(PERIOD_IDX), col(TEAM_CODE)],
+            [col(LEVEL), col(PERIOD_IDX), col(TEAM_CODE)],
             args,
         )
         .with_columns([
@@ -209,7 +214,6 @@ mod tests {
     use super::*;
     use crate::calendar::Grain;
     use crate::metrics::MetricId;
-    use crate::metrics::entities::team_segments;
     use crate::metrics::testutil::*;
 
     const COLS: [&str; 10] = [
@@ -234,7 +238,7 @@ mod tests {
             ("R3", "T2", "2024-01-01", Some("2024-02-15")),
             ("R3", "T1", "2024-02-15", None),
         ]);
-        let segs = team_segments(reps(&[("R3", "T2")]), true, Some(m))?;
+        let segs = coded_segments(reps(&[("R3", "T2")]), Some(m))?;
         let pf = PeriodFrames::new(
             &periods(Grain::Month, "2024-01-01", "2024-03-31"),
             d("2024-06-30"),
@@ -257,7 +261,7 @@ mod tests {
     fn quota_is_exact_for_whole_rows_and_clipped_to_the_window() -> PolarsResult<()> {
         // Three monthly 30 000 quotas sum to exactly 90 000 for the quarter; a quarterly
         // 90 000 seen in February alone gives 90 000 × 29/91 = 28 681.32.
-        let segs = team_segments(reps(&[("R1", "T1"), ("R2", "T1")]), true, None)?;
+        let segs = coded_segments(reps(&[("R1", "T1"), ("R2", "T1")]), None)?;
         let q = quotas(&[
             ("R2", "2024-01-01", "2024-01-31", 30_000.0),
             ("R2", "2024-02-01", "2024-02-29", 30_000.0),

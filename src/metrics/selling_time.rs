@@ -20,8 +20,8 @@ use polars::prelude::*;
 
 use crate::columns::{
     ACTIVITY_TYPE, CAPACITY_MINUTES, DATE, DURATION_MINUTES, NON_SELLING_MINUTES, PERIOD_IDX,
-    REP_ID, ROLE, SELLING_MINUTES, SELLING_PCT_OF_CAPACITY, SELLING_TIME_PCT, TEAM_ID,
-    TOTAL_MINUTES, UNCLASSIFIED_MINUTES,
+    REP_CODE, REP_ID, ROLE, SELLING_MINUTES, SELLING_PCT_OF_CAPACITY, SELLING_TIME_PCT, TEAM_CODE,
+    TEAM_ID, TOTAL_MINUTES, UNCLASSIFIED_MINUTES,
 };
 use crate::metrics::entities::with_team_on;
 use crate::metrics::levels::{by_levels, concat_diagonal, pct};
@@ -113,8 +113,8 @@ pub fn classify(activities: LazyFrame, s: &SellingSettings) -> LazyFrame {
     activities.with_column(category(s).alias(CATEGORY))
 }
 
-/// Logged minutes per rep and day, the same for every grain: `rep_id`, `date`, `team_id`
-/// (the rep's team that day), and the
+/// Logged minutes per rep and day, the same for every grain: `rep_id`, `date`, `__rep_code`,
+/// `__team_code` (the code of the rep's team that day), and the
 /// `selling_minutes`, `non_selling_minutes`, `unclassified_minutes` and `total_minutes` of
 /// that day. Every later sum adds these, so a period's figures are sums of days.
 ///
@@ -156,11 +156,10 @@ pub fn daily(activities: LazyFrame, rep_codes: LazyFrame, segments: LazyFrame) -
             JoinArgs::new(JoinType::Inner),
         )
         .drop(cols([REP_CODE, REP_DAY]));
-    with_team_on(daily, DATE, segments)
+    // The tables read the team's code, not its id.
+    with_team_on(daily, DATE, segments).drop(cols([TEAM_ID]))
 }
 
-/// A rep's row number in the reps input: the integer stand-in for `rep_id` in [`daily`].
-pub const REP_CODE: &str = "__rep_code";
 const REP_DAY: &str = "__rep_day";
 const DAY_OFFSET: i64 = 1 << 31;
 
@@ -202,7 +201,7 @@ pub fn selling_time(
         TOTAL_MINUTES,
     ];
     let events = periods.place(daily, DATE).select(
-        [col(PERIOD_IDX), col(REP_ID), col(TEAM_ID)]
+        [col(PERIOD_IDX), col(REP_ID), col(REP_CODE), col(TEAM_CODE)]
             .into_iter()
             .chain(sums.map(col))
             .collect::<Vec<_>>(),
@@ -221,8 +220,9 @@ pub fn selling_time(
                 .filter(col(DATE).dt().weekday().lt_eq(lit(5)));
             let capacity = events
                 .clone()
-                .select([col(PERIOD_IDX), col(REP_ID)])
-                .unique(None, UniqueKeepStrategy::Any)
+                .select([col(PERIOD_IDX), col(REP_CODE), col(REP_ID)])
+                .unique(Some(cols([PERIOD_IDX, REP_CODE])), UniqueKeepStrategy::Any)
+                .drop(cols([REP_CODE]))
                 .join(
                     weekdays,
                     [col(PERIOD_IDX)],
@@ -231,8 +231,8 @@ pub fn selling_time(
                 );
             let capacity = with_team_on(capacity, DATE, segments).select([
                 col(PERIOD_IDX),
-                col(REP_ID),
-                col(TEAM_ID),
+                col(REP_CODE),
+                col(TEAM_CODE),
                 lit(per_day).alias("__capacity"),
             ]);
             aggs.push(col("__capacity").sum().alias(CAPACITY_MINUTES));

@@ -91,6 +91,16 @@ pub type DealRow<'a> = (
     Option<f64>,
 );
 
+/// Team segments of `reps` (and `memberships`) with the rep and team codes the tables stage reads.
+pub fn coded_segments(reps: LazyFrame, memberships: Option<LazyFrame>) -> PolarsResult<LazyFrame> {
+    let segments = crate::metrics::entities::team_segments(reps.clone(), true, memberships)?;
+    let rep_codes = reps
+        .select([col(crate::columns::REP_ID)])
+        .with_row_index(crate::columns::REP_CODE, None);
+    let codes = crate::metrics::entities::Codes::new(rep_codes, segments.clone());
+    Ok(codes.on_segments(segments))
+}
+
 pub fn deals(rows: &[DealRow]) -> LazyFrame {
     let created: Vec<String> = rows.iter().map(|r| format!("{}T00:00:00Z", r.2)).collect();
     let created: Vec<&str> = created.iter().map(String::as_str).collect();
