@@ -29,6 +29,9 @@ pub struct PeriodFrames {
     pub periods: LazyFrame,
     /// `date`, `period_idx`: one row per day of the window.
     pub days: LazyFrame,
+    /// `period_idx` of each day of the window, in order from `first_day` (the same map as
+    /// `days`, for [`PeriodFrames::place`]).
+    day_periods: Series,
     pub first_day: NaiveDate,
     pub last_day: NaiveDate,
 }
@@ -67,6 +70,7 @@ impl PeriodFrames {
                 day_idx.push(first_idx + i as i32);
             }
         }
+        let day_periods = Series::new(PERIOD_IDX.into(), &day_idx);
         let days_df = DataFrame::new_infer_height(vec![
             Column::new(DATE.into(), day_vals).cast(&DataType::Date)?,
             Column::new(PERIOD_IDX.into(), day_idx),
@@ -77,18 +81,67 @@ impl PeriodFrames {
             periods_list: periods.to_vec(),
             periods: periods_df.lazy(),
             days: days_df.lazy(),
+            day_periods,
             first_day,
             last_day,
         })
     }
 
-    /// Adds `period_idx` to events by their date column; events outside the window drop out.
+    /// Adds `period_idx` to events by their date column; events outside the window (or
+    /// without a date) drop out.
+    ///
+    /// The window's days are consecutive, so a day's period is a lookup by its offset from the
+    /// first day: no join (a join with `days` cost 50–75 ms per table and grain at 5 M
+    /// activities), and the events keep their order.
     pub fn place(&self, events: LazyFrame, date_col: &str) -> LazyFrame {
-        events.join(
-            self.days.clone(),
-            [col(date_col)],
-            [col(DATE)],
-            JoinArgs::new(JoinType::Inner),
-        )
+        let first = lit(epoch_days(self.first_day));
+        let offset = || col(date_col).cast(DataType::Int32) - first.clone();
+        let n_days = self.day_periods.len() as i32;
+        events
+            .filter(offset().gt_eq(lit(0)).and(offset().lt(lit(n_days))))
+            .with_column(
+                lit(self.day_periods.clone())
+                    .gather(offset(), false)
+                    .alias(PERIOD_IDX),
+            )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calendar::Grain;
+    use crate::metrics::testutil::{d, dates, periods, rows};
+
+    #[test]
+    fn place_keeps_window_days_in_order_with_their_period() -> PolarsResult<()> {
+        // Window Jan–Feb 2024 with first index -1 (as deal_size extends it): the day before
+        // and after the window and a missing date drop out; the rest keep their order.
+        let pf = PeriodFrames::with_first_idx(
+            &periods(Grain::Month, "2024-01-01", "2024-02-29"),
+            d("2024-06-30"),
+            -1,
+        )?;
+        let events = DataFrame::new_infer_height(vec![
+            dates(
+                "day",
+                &[
+                    Some("2024-02-29"),
+                    Some("2023-12-31"),
+                    Some("2024-01-01"),
+                    None,
+                    Some("2024-03-01"),
+                    Some("2024-01-31"),
+                    Some("2024-02-01"),
+                ],
+            ),
+            Column::new("n".into(), [1, 2, 3, 4, 5, 6, 7]),
+        ])?;
+        let out = pf.place(events.lazy(), "day").collect()?;
+        assert_eq!(
+            rows(&out, &["n", PERIOD_IDX]),
+            ["1|0", "3|-1", "6|-1", "7|0"]
+        );
+        Ok(())
     }
 }
