@@ -438,16 +438,24 @@ mod tests {
     fn first_touch_tie_goes_to_the_lower_activity_id() -> PolarsResult<()> {
         // Unowned L1, touches in file order: A9 (R2, the latest), A2 (R2) and A1 (R1), the last
         // two at the same instant. The first touch is A1 (time, then id): R1 is credited.
-        let leads_ = leads(&[("L1", None, "2024-01-10T09:00:00Z")]);
+        // Unowned L2: B10 (R2) and B1 (R1) at the same instant; "B1" sorts before "B10" (a
+        // prefix comes first), so R1 again. R1: 2 requests, answered after 20 and 50 min:
+        // mean and median 35, p90 = 20 + 0.9 × 30 = 47.
+        let leads_ = leads(&[
+            ("L1", None, "2024-01-10T09:00:00Z"),
+            ("L2", None, "2024-01-10T09:00:00Z"),
+        ]);
         let acts = activities(&[
             touch("A9", "R2", "L1", "2024-01-10T09:30:00Z"),
             touch("A2", "R2", "L1", "2024-01-10T09:20:00Z"),
             touch("A1", "R1", "L1", "2024-01-10T09:20:00Z"),
+            touch("B10", "R2", "L2", "2024-01-10T09:50:00Z"),
+            touch("B1", "R1", "L2", "2024-01-10T09:50:00Z"),
         ]);
         let df = run(leads_, acts, None, Grain::Month, "2024-01-01", "2024-01-01")?;
         assert_eq!(
             kind_rows(&df, FIRST_TOUCH, Some("rep")),
-            ["2024-01|rep|R1|first_touch|1|1|0|20.00|20.00|20.00|0|1|100.00"]
+            ["2024-01|rep|R1|first_touch|2|2|0|35.00|35.00|47.00|0|2|100.00"]
         );
         Ok(())
     }
