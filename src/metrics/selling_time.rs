@@ -19,11 +19,11 @@ use std::collections::BTreeMap;
 use polars::prelude::*;
 
 use crate::columns::{
-    ACTIVITY_TYPE, CAPACITY_MINUTES, DATE, DURATION_MINUTES, NON_SELLING_MINUTES, PERIOD_IDX,
-    REP_CODE, REP_ID, ROLE, SELLING_MINUTES, SELLING_PCT_OF_CAPACITY, SELLING_TIME_PCT, TEAM_CODE,
-    TEAM_ID, TOTAL_MINUTES, UNCLASSIFIED_MINUTES,
+    ACTIVITY_TYPE, CAPACITY_MINUTES, DATE, DURATION_MINUTES, NON_SELLING_MINUTES, PERIOD_END,
+    PERIOD_IDX, PERIOD_START, REP_CODE, REP_ID, ROLE, SELLING_MINUTES, SELLING_PCT_OF_CAPACITY,
+    SELLING_TIME_PCT, TEAM_CODE, TEAM_ID, TOTAL_MINUTES, UNCLASSIFIED_MINUTES,
 };
-use crate::metrics::entities::with_team_on;
+use crate::metrics::entities::{SEG_END, SEG_START, with_team_on};
 use crate::metrics::levels::{by_levels, concat_diagonal, pct};
 use crate::metrics::periods::PeriodFrames;
 
@@ -113,7 +113,7 @@ pub fn classify(activities: LazyFrame, s: &SellingSettings) -> LazyFrame {
     activities.with_column(category(s).alias(CATEGORY))
 }
 
-/// Logged minutes per rep and day, the same for every grain: `rep_id`, `date`, `__rep_code`,
+/// Logged minutes per rep and day, the same for every grain: `date`, `__rep_code`,
 /// `__team_code` (the code of the rep's team that day), and the
 /// `selling_minutes`, `non_selling_minutes`, `unclassified_minutes` and `total_minutes` of
 /// that day. Every later sum adds these, so a period's figures are sums of days.
@@ -156,8 +156,8 @@ pub fn daily(activities: LazyFrame, rep_codes: LazyFrame, segments: LazyFrame) -
             JoinArgs::new(JoinType::Inner),
         )
         .drop(cols([REP_CODE, REP_DAY]));
-    // The tables read the team's code, not its id.
-    with_team_on(daily, DATE, segments).drop(cols([TEAM_ID]))
+    // The tables read the rep's and team's codes, not their ids.
+    with_team_on(daily, DATE, segments).drop(cols([REP_ID, TEAM_ID]))
 }
 
 const REP_DAY: &str = "__rep_day";
@@ -184,6 +184,22 @@ fn unpack_rep_day() -> [Expr; 2] {
     ]
 }
 
+/// Monday to Friday days from `from` to `to` (days since 1970, inclusive, `from` <= `to`).
+fn weekdays_between(from: Expr, to: Expr) -> Expr {
+    // Weekdays before day n counted from a Monday long before any date we meet (1970-01-01
+    // was a Thursday, so day -3 is a Monday; 100 000 weeks earlier keeps n positive):
+    // 5 per whole week, plus the part week's days up to five.
+    let before = |day: Expr| {
+        let n = day.cast(DataType::Int64) + lit(3i64 + 7 * 100_000);
+        let rest = n.clone() % lit(7i64);
+        n.floor_div(lit(7i64)) * lit(5i64)
+            + when(rest.clone().lt(lit(5i64)))
+                .then(rest)
+                .otherwise(lit(5i64))
+    };
+    before(to + lit(1)) - before(from)
+}
+
 /// Micro-minutes per minute: the integer unit [`daily`] sums in.
 const MICRO_MINUTES: f64 = 1e6;
 
@@ -201,7 +217,7 @@ pub fn selling_time(
         TOTAL_MINUTES,
     ];
     let events = periods.place(daily, DATE).select(
-        [col(PERIOD_IDX), col(REP_ID), col(REP_CODE), col(TEAM_CODE)]
+        [col(PERIOD_IDX), col(REP_CODE), col(TEAM_CODE)]
             .into_iter()
             .chain(sums.map(col))
             .collect::<Vec<_>>(),
@@ -212,29 +228,50 @@ pub fn selling_time(
         .collect();
     let events = match working_minutes_per_day {
         Some(per_day) => {
-            // One capacity row per weekday of the period for each rep with activity in it,
-            // credited to the rep's team that day.
-            let weekdays = periods
-                .days
-                .clone()
-                .filter(col(DATE).dt().weekday().lt_eq(lit(5)));
+            // Each weekday of the period counts for each rep with activity in it, credited to
+            // the rep's team that day: per team segment overlapping the period, its weekdays
+            // counted by arithmetic (a few rows per rep and period, not one per weekday).
+            let days = |c: &str| col(c).cast(DataType::Int32);
             let capacity = events
                 .clone()
-                .select([col(PERIOD_IDX), col(REP_CODE), col(REP_ID)])
-                .unique(Some(cols([PERIOD_IDX, REP_CODE])), UniqueKeepStrategy::Any)
-                .drop(cols([REP_CODE]))
+                .select([col(PERIOD_IDX), col(REP_CODE)])
+                .unique(None, UniqueKeepStrategy::Any)
                 .join(
-                    weekdays,
+                    periods.periods.clone().select([
+                        col(PERIOD_IDX),
+                        days(PERIOD_START).alias("__p_start"),
+                        days(PERIOD_END).alias("__p_end"),
+                    ]),
                     [col(PERIOD_IDX)],
                     [col(PERIOD_IDX)],
                     JoinArgs::new(JoinType::Inner),
-                );
-            let capacity = with_team_on(capacity, DATE, segments).select([
-                col(PERIOD_IDX),
-                col(REP_CODE),
-                col(TEAM_CODE),
-                lit(per_day).alias("__capacity"),
-            ]);
+                )
+                .join(
+                    segments.select([
+                        col(REP_CODE),
+                        days(SEG_START).alias("__s_start"),
+                        (days(SEG_END) - lit(1)).alias("__s_end"),
+                        col(TEAM_CODE),
+                    ]),
+                    [col(REP_CODE)],
+                    [col(REP_CODE)],
+                    JoinArgs::new(JoinType::Inner),
+                )
+                .with_columns([
+                    polars::lazy::dsl::max_horizontal([col("__p_start"), col("__s_start")])?
+                        .alias("__from"),
+                    polars::lazy::dsl::min_horizontal([col("__p_end"), col("__s_end")])?
+                        .alias("__to"),
+                ])
+                .filter(col("__from").lt_eq(col("__to")))
+                .select([
+                    col(PERIOD_IDX),
+                    col(REP_CODE),
+                    col(TEAM_CODE),
+                    (lit(per_day)
+                        * weekdays_between(col("__from"), col("__to")).cast(DataType::Float64))
+                    .alias("__capacity"),
+                ]);
             aggs.push(col("__capacity").sum().alias(CAPACITY_MINUTES));
             concat_diagonal([events, capacity])?
         }
@@ -392,6 +429,77 @@ mod tests {
                 "2024-02|rep|AE1|60.00|0.00|0.00|60.00|100.00|10080.00|0.60",
             ]
         );
+        Ok(())
+    }
+
+    #[test]
+    fn capacity_splits_at_a_team_change_inside_the_period() -> PolarsResult<()> {
+        // AE1 moves T1 -> T2 on Wednesday 2024-02-14. February 2024 has 21 weekdays: 9 before
+        // the move (1-2, 5-9, 12-13), 12 from it. At 480 minutes a day: rep 10 080, T1 4 320,
+        // T2 5 760; the 60 selling minutes on Feb 20 go to T2.
+        let mut a = accepted(activities(&[act(
+            "A1",
+            "AE1",
+            "call",
+            "2024-02-20T10:00:00Z",
+            Some(60.0),
+        )]));
+        a.memberships = Some(memberships(&[
+            ("AE1", "T1", "2024-01-01", Some("2024-02-14")),
+            ("AE1", "T2", "2024-02-14", None),
+        ]));
+        let mut settings = Settings::default();
+        settings.selling.working_minutes_per_day = Some(480.0);
+        let p = prepare_with(a, "2024-02-29", chrono_tz::UTC, settings);
+        let df = p
+            .table(
+                MetricId::SellingTime,
+                &periods(Grain::Month, "2024-02-01", "2024-02-01"),
+            )?
+            .collect()?;
+        assert_eq!(
+            rows(
+                &df,
+                &[
+                    "level",
+                    "team_id",
+                    "rep_id",
+                    SELLING_MINUTES,
+                    CAPACITY_MINUTES
+                ]
+            ),
+            [
+                "company|-|-|60.00|10080.00",
+                "team|T1|-|0.00|4320.00",
+                "team|T2|-|60.00|5760.00",
+                "rep|T2|AE1|60.00|10080.00",
+            ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn weekdays_between_counts_monday_to_friday() -> PolarsResult<()> {
+        // (from, to) inclusive: Sat-Sun 0, Fri-Mon 2, one Monday 1, the week around
+        // 1970-01-01 (a Thursday; Mon 1969-12-29 .. Sun 1970-01-04) 5, February 2024 21.
+        let day = |s: &str| crate::metrics::periods::epoch_days(d(s));
+        let spans = [
+            ("2024-02-03", "2024-02-04"),
+            ("2024-02-02", "2024-02-05"),
+            ("2024-02-05", "2024-02-05"),
+            ("1969-12-29", "1970-01-04"),
+            ("2024-02-01", "2024-02-29"),
+        ];
+        let df = df!(
+            "from" => spans.iter().map(|s| day(s.0)).collect::<Vec<_>>(),
+            "to" => spans.iter().map(|s| day(s.1)).collect::<Vec<_>>(),
+        )?;
+        let out = df
+            .lazy()
+            .select([weekdays_between(col("from"), col("to")).alias("n")])
+            .collect()?;
+        let n: Vec<Option<i64>> = out.column("n")?.i64()?.iter().collect();
+        assert_eq!(n, [Some(0), Some(2), Some(1), Some(5), Some(21)]);
         Ok(())
     }
 
