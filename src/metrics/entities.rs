@@ -14,6 +14,32 @@ use crate::metrics::periods::date_lit;
 
 pub const SEG_START: &str = "seg_start";
 pub const SEG_END: &str = "seg_end";
+pub const SEG_FIRST_DAY: &str = "__seg_first_day";
+pub const SEG_LAST_DAY: &str = "__seg_last_day";
+
+/// `rows` with every segment of their rep (matched on `key`, `rep_id` or `__rep_code`): the
+/// `keep` columns of the segment and its first and last day (inclusive) as days since 1970,
+/// for overlap arithmetic.
+pub fn with_segment_days(
+    rows: LazyFrame,
+    segments: LazyFrame,
+    key: &str,
+    keep: &[&str],
+) -> LazyFrame {
+    let day = |c: &str| col(c).cast(DataType::Int32);
+    let mut select: Vec<Expr> = std::iter::once(key)
+        .chain(keep.iter().copied())
+        .map(col)
+        .collect();
+    select.push(day(SEG_START).alias(SEG_FIRST_DAY));
+    select.push((day(SEG_END) - lit(1)).alias(SEG_LAST_DAY));
+    rows.join(
+        segments.select(select),
+        [col(key)],
+        [col(key)],
+        JoinArgs::new(JoinType::Inner),
+    )
+}
 
 fn far_past() -> NaiveDate {
     NaiveDate::from_ymd_opt(1000, 1, 1).unwrap_or(NaiveDate::MIN)

@@ -26,7 +26,7 @@ use crate::columns::{
     QUOTA_AMOUNT, REP_CODE, REP_ID, REPS_AT_OR_ABOVE_QUOTA, REPS_WITH_QUOTA,
     SHARE_REPS_AT_QUOTA_PCT, TEAM_CODE, TEAM_ID,
 };
-use crate::metrics::entities::{SEG_END, SEG_START};
+use crate::metrics::entities::{SEG_FIRST_DAY, SEG_LAST_DAY, with_segment_days};
 use crate::metrics::levels::{
     COMPANY, REP, TEAM, by_levels, cents, concat_diagonal, count_i64, pct,
 };
@@ -62,7 +62,7 @@ pub fn quota_shares(
         days(PERIOD_START).alias("p_start"),
         days(PERIOD_END).alias("p_end"),
     ]);
-    let pieces = quotas
+    let quotas = quotas
         .select([
             col(REP_ID),
             days(PERIOD_START).alias("q_start"),
@@ -73,24 +73,12 @@ pub fn quota_shares(
             (col("q_end") - col("q_start") + lit(1))
                 .cast(DataType::Float64)
                 .alias("q_days"),
-        )
-        .join(
-            segments.select([
-                col(REP_ID),
-                days(SEG_START).alias("s_start"),
-                (days(SEG_END) - lit(1)).alias("s_end"),
-                col(REP_CODE),
-                col(TEAM_ID),
-                col(TEAM_CODE),
-            ]),
-            [col(REP_ID)],
-            [col(REP_ID)],
-            JoinArgs::new(JoinType::Inner),
-        )
+        );
+    let pieces = with_segment_days(quotas, segments, REP_ID, &[REP_CODE, TEAM_ID, TEAM_CODE])
         .with_columns([
-            polars::lazy::dsl::max_horizontal([col("q_start"), col("s_start"), win_start])?
+            polars::lazy::dsl::max_horizontal([col("q_start"), col(SEG_FIRST_DAY), win_start])?
                 .alias("o_start"),
-            polars::lazy::dsl::min_horizontal([col("q_end"), col("s_end"), win_end])?
+            polars::lazy::dsl::min_horizontal([col("q_end"), col(SEG_LAST_DAY), win_end])?
                 .alias("o_end"),
         ])
         .filter(col("o_start").lt_eq(col("o_end")));

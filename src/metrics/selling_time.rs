@@ -23,7 +23,7 @@ use crate::columns::{
     PERIOD_IDX, PERIOD_START, REP_CODE, REP_ID, ROLE, SELLING_MINUTES, SELLING_PCT_OF_CAPACITY,
     SELLING_TIME_PCT, TEAM_CODE, TEAM_ID, TOTAL_MINUTES, UNCLASSIFIED_MINUTES,
 };
-use crate::metrics::entities::{SEG_END, SEG_START, with_team_on};
+use crate::metrics::entities::{SEG_FIRST_DAY, SEG_LAST_DAY, with_segment_days, with_team_on};
 use crate::metrics::levels::{by_levels, concat_diagonal, pct};
 use crate::metrics::periods::PeriodFrames;
 
@@ -232,7 +232,7 @@ pub fn selling_time(
             // the rep's team that day: per team segment overlapping the period, its weekdays
             // counted by arithmetic (a few rows per rep and period, not one per weekday).
             let days = |c: &str| col(c).cast(DataType::Int32);
-            let capacity = events
+            let with_periods = events
                 .clone()
                 .select([col(PERIOD_IDX), col(REP_CODE)])
                 .unique(None, UniqueKeepStrategy::Any)
@@ -245,22 +245,12 @@ pub fn selling_time(
                     [col(PERIOD_IDX)],
                     [col(PERIOD_IDX)],
                     JoinArgs::new(JoinType::Inner),
-                )
-                .join(
-                    segments.select([
-                        col(REP_CODE),
-                        days(SEG_START).alias("__s_start"),
-                        (days(SEG_END) - lit(1)).alias("__s_end"),
-                        col(TEAM_CODE),
-                    ]),
-                    [col(REP_CODE)],
-                    [col(REP_CODE)],
-                    JoinArgs::new(JoinType::Inner),
-                )
+                );
+            let capacity = with_segment_days(with_periods, segments, REP_CODE, &[TEAM_CODE])
                 .with_columns([
-                    polars::lazy::dsl::max_horizontal([col("__p_start"), col("__s_start")])?
+                    polars::lazy::dsl::max_horizontal([col("__p_start"), col(SEG_FIRST_DAY)])?
                         .alias("__from"),
-                    polars::lazy::dsl::min_horizontal([col("__p_end"), col("__s_end")])?
+                    polars::lazy::dsl::min_horizontal([col("__p_end"), col(SEG_LAST_DAY)])?
                         .alias("__to"),
                 ])
                 .filter(col("__from").lt_eq(col("__to")))
