@@ -186,15 +186,7 @@ pub fn deal_slippage(
 ) -> PolarsResult<LazyFrame> {
     let t = date_lit(as_of);
     let has_history = changes.is_some();
-    let cohort = periods.place(expected, E).join(
-        periods
-            .periods
-            .clone()
-            .select([col(PERIOD_IDX), col(PERIOD_START), col(PERIOD_END)]),
-        [col(PERIOD_IDX)],
-        [col(PERIOD_IDX)],
-        JoinArgs::new(JoinType::Inner),
-    );
+    let cohort = periods.with_bounds(periods.place(expected, E));
     let start_instant = local_midnight(col(PERIOD_START), tz);
     let reference = when(col(CREATED_AT).gt(start_instant.clone()))
         .then(col(CREATED_AT))

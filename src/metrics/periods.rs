@@ -32,6 +32,10 @@ pub struct PeriodFrames {
     /// `period_idx` of each day of the window, in order from `first_day` (the same map as
     /// `days`, for [`PeriodFrames::place`]).
     day_periods: Series,
+    /// `period_start` and `period_end` of each period, in order (for [`PeriodFrames::with_bounds`]).
+    starts: Series,
+    ends: Series,
+    first_idx: i32,
     pub first_day: NaiveDate,
     pub last_day: NaiveDate,
 }
@@ -58,8 +62,8 @@ impl PeriodFrames {
         let periods_df = DataFrame::new_infer_height(vec![
             Column::new(PERIOD_IDX.into(), idx),
             Column::new(PERIOD.into(), labels),
-            Column::new(PERIOD_START.into(), starts).cast(&DataType::Date)?,
-            Column::new(PERIOD_END.into(), ends).cast(&DataType::Date)?,
+            Column::new(PERIOD_START.into(), &starts).cast(&DataType::Date)?,
+            Column::new(PERIOD_END.into(), &ends).cast(&DataType::Date)?,
             Column::new(IS_PARTIAL_PERIOD.into(), partial),
         ])?;
         let mut day_vals = Vec::new();
@@ -71,6 +75,8 @@ impl PeriodFrames {
             }
         }
         let day_periods = Series::new(PERIOD_IDX.into(), &day_idx);
+        let bound = |name: &str, days: &[i32]| Series::new(name.into(), days).cast(&DataType::Date);
+        let (starts_s, ends_s) = (bound(PERIOD_START, &starts)?, bound(PERIOD_END, &ends)?);
         let days_df = DataFrame::new_infer_height(vec![
             Column::new(DATE.into(), day_vals).cast(&DataType::Date)?,
             Column::new(PERIOD_IDX.into(), day_idx),
@@ -82,9 +88,24 @@ impl PeriodFrames {
             periods: periods_df.lazy(),
             days: days_df.lazy(),
             day_periods,
+            starts: starts_s,
+            ends: ends_s,
+            first_idx,
             first_day,
             last_day,
         })
+    }
+
+    /// Adds `period_start` and `period_end` to rows with a `period_idx` of these periods, by
+    /// lookup (no join).
+    pub fn with_bounds(&self, rows: LazyFrame) -> LazyFrame {
+        let i = || col(PERIOD_IDX) - lit(self.first_idx);
+        rows.with_columns([
+            lit(self.starts.clone())
+                .gather(i(), false)
+                .alias(PERIOD_START),
+            lit(self.ends.clone()).gather(i(), false).alias(PERIOD_END),
+        ])
     }
 
     /// Adds `period_idx` to events by their date column; events outside the window (or
@@ -114,7 +135,7 @@ mod tests {
     use crate::metrics::testutil::{d, dates, periods, rows};
 
     #[test]
-    fn place_keeps_window_days_in_order_with_their_period() -> PolarsResult<()> {
+    fn place_keeps_window_days_in_order_with_their_period_and_bounds() -> PolarsResult<()> {
         // Window Jan–Feb 2024 with first index -1 (as deal_size extends it): the day before
         // and after the window and a missing date drop out; the rest keep their order.
         let pf = PeriodFrames::with_first_idx(
@@ -137,10 +158,15 @@ mod tests {
             ),
             Column::new("n".into(), [1, 2, 3, 4, 5, 6, 7]),
         ])?;
-        let out = pf.place(events.lazy(), "day").collect()?;
+        let out = pf.with_bounds(pf.place(events.lazy(), "day")).collect()?;
         assert_eq!(
-            rows(&out, &["n", PERIOD_IDX]),
-            ["1|0", "3|-1", "6|-1", "7|0"]
+            rows(&out, &["n", PERIOD_IDX, PERIOD_START, PERIOD_END]),
+            [
+                "1|0|2024-02-01|2024-02-29",
+                "3|-1|2024-01-01|2024-01-31",
+                "6|-1|2024-01-01|2024-01-31",
+                "7|0|2024-02-01|2024-02-29"
+            ]
         );
         Ok(())
     }
