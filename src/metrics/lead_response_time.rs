@@ -205,9 +205,8 @@ pub fn follow_up_requests(
 }
 
 /// Both kinds of request in one frame, the same for every grain: `response_kind` (its index
-/// in `KINDS`),
-/// `__rep_code`, `__team_code` (the rep's team on the request date), `__request_date` and
-/// `__micros` (null when unanswered).
+/// in `KINDS`), `__rep_code`, `__team_code` (the rep's team on the request date),
+/// `__request_date` and `__micros` (null when unanswered).
 ///
 /// `first_touch` and `follow_up` come from the functions above; `request_date` turns a request
 /// instant into its reporting-time-zone date.

@@ -36,8 +36,9 @@ pub fn by_levels(
 }
 
 /// [`by_levels`] with one more grouping key, e.g. `response_kind`: `key.0` names an events
-/// column holding each event's index (u32, below 256) into the values `key.1`, and the output column of
-/// that name holds the value itself. The company row exists once per period and value.
+/// column holding each event's index (u32, below 256) into the values `key.1`, and the output
+/// column of that name holds the value itself. The company row exists once per period and
+/// value.
 pub fn by_levels_keyed(
     events: LazyFrame,
     periods: &PeriodFrames,

@@ -1,14 +1,14 @@
 //! Period dimension frames for one grain: the periods of the window and a day → period map.
 //!
-//! Events are placed in periods by joining their reporting-time-zone date with [`PeriodFrames::days`];
-//! the inner join doubles as the window filter. Both frames are generated from the calendar
-//! (a few thousand rows at most), never from the data.
+//! Events are placed in periods by their reporting-time-zone date ([`PeriodFrames::place`]),
+//! which also filters them to the window. Both are generated from the calendar (a few
+//! thousand rows at most), never from the data.
 
 use chrono::NaiveDate;
 use polars::prelude::*;
 
 use crate::calendar::Period;
-use crate::columns::{DATE, IS_PARTIAL_PERIOD, PERIOD, PERIOD_END, PERIOD_IDX, PERIOD_START};
+use crate::columns::{IS_PARTIAL_PERIOD, PERIOD, PERIOD_END, PERIOD_IDX, PERIOD_START};
 
 /// Days since 1970-01-01, the physical value of a polars `Date`.
 pub fn epoch_days(d: NaiveDate) -> i32 {
@@ -27,12 +27,11 @@ pub struct PeriodFrames {
     pub periods_list: Vec<Period>,
     /// `period_idx` (i32, consecutive), `period`, `period_start`, `period_end`, `is_partial_period`.
     pub periods: LazyFrame,
-    /// `date`, `period_idx`: one row per day of the window.
-    pub days: LazyFrame,
-    /// `period_idx` of each day of the window, in order from `first_day` (the same map as
-    /// `days`, for [`PeriodFrames::place`]).
+    /// `period_idx` of each day of the window, in order from `first_day`
+    /// ([`PeriodFrames::place`]).
     day_periods: Series,
-    /// `period_start` and `period_end` of each period, in order (for [`PeriodFrames::with_bounds`]).
+    /// `period_start` and `period_end` of each period, in order
+    /// ([`PeriodFrames::with_bounds`]).
     starts: Series,
     ends: Series,
     first_idx: i32,
@@ -66,27 +65,20 @@ impl PeriodFrames {
             Column::new(PERIOD_END.into(), &ends).cast(&DataType::Date)?,
             Column::new(IS_PARTIAL_PERIOD.into(), partial),
         ])?;
-        let mut day_vals = Vec::new();
         let mut day_idx = Vec::new();
         for (i, p) in periods.iter().enumerate() {
-            for d in epoch_days(p.start)..=epoch_days(p.end) {
-                day_vals.push(d);
+            for _ in epoch_days(p.start)..=epoch_days(p.end) {
                 day_idx.push(first_idx + i as i32);
             }
         }
         let day_periods = Series::new(PERIOD_IDX.into(), &day_idx);
         let bound = |name: &str, days: &[i32]| Series::new(name.into(), days).cast(&DataType::Date);
         let (starts_s, ends_s) = (bound(PERIOD_START, &starts)?, bound(PERIOD_END, &ends)?);
-        let days_df = DataFrame::new_infer_height(vec![
-            Column::new(DATE.into(), day_vals).cast(&DataType::Date)?,
-            Column::new(PERIOD_IDX.into(), day_idx),
-        ])?;
         let first_day = periods.first().map(|p| p.start).unwrap_or(as_of);
         let last_day = periods.last().map(|p| p.end).unwrap_or(as_of);
         Ok(PeriodFrames {
             periods_list: periods.to_vec(),
             periods: periods_df.lazy(),
-            days: days_df.lazy(),
             day_periods,
             starts: starts_s,
             ends: ends_s,
@@ -112,7 +104,7 @@ impl PeriodFrames {
     /// without a date) drop out.
     ///
     /// The window's days are consecutive, so a day's period is a lookup by its offset from the
-    /// first day: no join (a join with `days` cost 50–75 ms per table and grain at 5 M
+    /// first day: no join (a join with a table of days cost 50–75 ms per table and grain at 5 M
     /// activities), and the events keep their order.
     pub fn place(&self, events: LazyFrame, date_col: &str) -> LazyFrame {
         let first = lit(epoch_days(self.first_day));
