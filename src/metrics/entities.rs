@@ -186,11 +186,22 @@ impl Codes {
 /// Events with a null `rep_id` keep a null team; every known rep's segments tile all time, so
 /// each other event matches exactly one segment.
 pub fn with_team_on(events: LazyFrame, date_col: &str, segments: LazyFrame) -> LazyFrame {
+    with_team_on_by(events, REP_ID, date_col, segments)
+}
+
+/// [`with_team_on`] for events that name their rep by `key`: `rep_id`, or `__rep_code` where
+/// the events carry the code and not the id.
+pub fn with_team_on_by(
+    events: LazyFrame,
+    key: &str,
+    date_col: &str,
+    segments: LazyFrame,
+) -> LazyFrame {
     events
         .join(
             segments,
-            [col(REP_ID)],
-            [col(REP_ID)],
+            [col(key)],
+            [col(key)],
             JoinArgs::new(JoinType::Left),
         )
         .filter(

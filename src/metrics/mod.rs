@@ -191,7 +191,7 @@ impl Prepared {
             entities::team_segments(reps.clone(), a.reps_have_team, a.memberships.clone())
                 .map_err(bug)?
                 .cache();
-        let codes = entities::Codes::new(rep_codes.clone(), segments.clone());
+        let codes = entities::Codes::new(rep_codes, segments.clone());
         let segments = codes.on_segments(segments).cache();
         let rep_names = reps.clone().select([col(REP_ID), col(REP_NAME)]);
         let team_names = match (&a.teams, a.teams_have_name) {
@@ -286,7 +286,7 @@ impl Prepared {
         });
         let daily_minutes = classified
             .clone()
-            .map(|c| selling_time::daily(c, rep_codes, segments.clone()));
+            .map(|c| selling_time::daily(c, segments.clone()));
         let unclassified = classified.map(|c| {
             c.filter(col(selling_time::CATEGORY).eq(lit(selling_time::UNCLASSIFIED)))
                 .select([col(ACTIVITY_TYPE)])

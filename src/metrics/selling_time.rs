@@ -23,7 +23,7 @@ use crate::columns::{
     PERIOD_IDX, PERIOD_START, REP_CODE, REP_ID, ROLE, SELLING_MINUTES, SELLING_PCT_OF_CAPACITY,
     SELLING_TIME_PCT, TEAM_CODE, TEAM_ID, TOTAL_MINUTES, UNCLASSIFIED_MINUTES,
 };
-use crate::metrics::entities::{SEG_FIRST_DAY, SEG_LAST_DAY, with_segment_days, with_team_on};
+use crate::metrics::entities::{SEG_FIRST_DAY, SEG_LAST_DAY, with_segment_days, with_team_on_by};
 use crate::metrics::levels::{by_levels, concat_diagonal, pct};
 use crate::metrics::periods::PeriodFrames;
 
@@ -119,9 +119,9 @@ pub fn classify(activities: LazyFrame, s: &SellingSettings) -> LazyFrame {
 /// that day. Every later sum adds these, so a period's figures are sums of days.
 ///
 /// `activities`: classified (see [`classify`]), with `rep_id`'s [`REP_CODE`], `date`
-/// (reporting time zone), `duration_minutes`, `category`; `rep_codes`: each [`REP_CODE`] with
-/// its `rep_id`.
-pub fn daily(activities: LazyFrame, rep_codes: LazyFrame, segments: LazyFrame) -> LazyFrame {
+/// (reporting time zone), `duration_minutes`, `category`; `segments` with the codes of
+/// [`crate::metrics::entities::Codes::on_segments`].
+pub fn daily(activities: LazyFrame, segments: LazyFrame) -> LazyFrame {
     // Summed as integer micro-minutes: exact, so the sums do not depend on the order in
     // which rows arrive (which varies from run to run on the streaming engine).
     let micro = |e: Expr| {
@@ -149,15 +149,10 @@ pub fn daily(activities: LazyFrame, rep_codes: LazyFrame, segments: LazyFrame) -
             micro(col(DURATION_MINUTES)).sum().alias(TOTAL_MINUTES),
         ])
         .with_columns(unpack_rep_day())
-        .join(
-            rep_codes,
-            [col(REP_CODE)],
-            [col(REP_CODE)],
-            JoinArgs::new(JoinType::Inner),
-        )
-        .drop(cols([REP_CODE, REP_DAY]));
-    // The tables read the rep's and team's codes, not their ids.
-    with_team_on(daily, DATE, segments).drop(cols([REP_ID, TEAM_ID]))
+        .drop(cols([REP_DAY]));
+    // Placed by the rep's code, which the segments carry; the tables read the rep's and team's
+    // codes, not their ids.
+    with_team_on_by(daily, REP_CODE, DATE, segments).drop(cols([REP_ID, TEAM_ID]))
 }
 
 const REP_DAY: &str = "__rep_day";
@@ -174,7 +169,8 @@ fn rep_day_key() -> Expr {
 fn unpack_rep_day() -> [Expr; 2] {
     let key = || col(REP_DAY);
     [
-        (key() / lit(1u64 << 32))
+        key()
+            .floor_div(lit(1u64 << 32))
             .cast(DataType::UInt32)
             .alias(REP_CODE),
         ((key() % lit(1u64 << 32)).cast(DataType::Int64) - lit(DAY_OFFSET))
