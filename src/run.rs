@@ -143,7 +143,8 @@ pub fn check(plan: &RunPlan, loaded: &Loaded) -> Result<Vec<InputReport>> {
     for input in &loaded.inputs {
         let df = input
             .profile()
-            .collect()
+            .collect_with_engine(Engine::Streaming)
+            .map(|r| r.unwrap_single())
             .map_err(|e| read_error(input.table.name(), &input.uri, e))?;
         reports.push(report(plan, input, &df)?);
     }
