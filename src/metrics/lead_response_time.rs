@@ -357,14 +357,14 @@ mod tests {
             .collect()
     }
 
-    fn out(
-        id: &'static str,
-        rep: &'static str,
-        lead: Option<&'static str>,
-        deal: Option<&'static str>,
-        dir: &'static str,
-        at: &'static str,
-    ) -> ActivityRow<'static> {
+    fn out<'a>(
+        id: &'a str,
+        rep: &'a str,
+        lead: Option<&'a str>,
+        deal: Option<&'a str>,
+        dir: &'a str,
+        at: &'a str,
+    ) -> ActivityRow<'a> {
         (id, rep, lead, deal, "email", dir, at, Some(1.0))
     }
 
@@ -644,29 +644,16 @@ mod tests {
                 )
             })
             .collect();
-        let mut acts: Vec<ActivityRow> = Vec::new();
-        for (deal, (inb, outb, asked, answered)) in ids.iter().zip(&stamps) {
-            acts.push((
-                inb,
-                "R1",
-                None,
-                Some(deal),
-                "email",
-                "inbound",
-                asked,
-                Some(1.0),
-            ));
-            acts.push((
-                outb,
-                "R1",
-                None,
-                Some(deal),
-                "email",
-                "outbound",
-                answered,
-                Some(1.0),
-            ));
-        }
+        let acts: Vec<ActivityRow> = ids
+            .iter()
+            .zip(&stamps)
+            .flat_map(|(deal, (inb, outb, asked, answered))| {
+                [
+                    out(inb, "R1", None, Some(deal), "inbound", asked),
+                    out(outb, "R1", None, Some(deal), "outbound", answered),
+                ]
+            })
+            .collect();
         let owned: Vec<DealRow> = ids
             .iter()
             .map(|d| (d.as_str(), "R1", "2024-01-02", "open", None, 1.0, None))
