@@ -92,6 +92,11 @@ pub struct RunArgs {
     /// Print the plan (inputs, periods, partitions to replace) and exit without writing.
     #[arg(long)]
     pub dry_run: bool,
+    /// With more activities than this, the response-time follow-ups are computed apart from
+    /// the other inputs, this many activities at a time: less memory, a little more time.
+    /// Default: 15000000.
+    #[arg(long, env = "SALES_METRICS_FOLLOW_UP_PART_ROWS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub follow_up_part_rows: Option<u64>,
     /// Profiling: compute each table on its own and log its time (slower: inputs are read
     /// once per table instead of once per run).
     #[arg(long, hide = true)]

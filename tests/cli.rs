@@ -320,6 +320,10 @@ fn config_errors_exit_2() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("/nonexistent/p.toml"));
+    sb.run(&["--follow-up-part-rows", "0"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--follow-up-part-rows"));
     assert!(!sb.output().exists());
 }
 

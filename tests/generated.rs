@@ -104,12 +104,10 @@ fn digest(output: &Path) -> String {
 }
 
 /// Runs the generated pipeline at month and quarter grain; `output` replaces the pipeline's,
-/// `morsel` sets the streaming engine's batch size.
-fn run_generated(dir: &Path, output: Option<&Path>, morsel: Option<&str>) {
+/// `env` is set for the run.
+fn run_generated(dir: &Path, output: Option<&Path>, env: &[(&str, &str)]) {
     let mut cmd = bin();
-    if let Some(m) = morsel {
-        cmd.env("POLARS_IDEAL_MORSEL_SIZE", m);
-    }
+    cmd.envs(env.iter().copied());
     cmd.args([
         "run",
         "--as-of",
@@ -132,16 +130,32 @@ fn run_generated(dir: &Path, output: Option<&Path>, morsel: Option<&str>) {
 fn generated_run_matches_the_saved_digest() {
     let dir = tempfile::tempdir().unwrap();
     generate(dir.path(), "parquet");
-    run_generated(dir.path(), None, None);
+    run_generated(dir.path(), None, &[]);
     let got = digest(&dir.path().join("output"));
     // Again, with the streaming engine cutting the inputs into many small batches: the
     // order in which rows arrive then changes, and no figure may change with it (it did,
     // in the last bit, while a division by a constant ran on the streaming engine).
     let again = dir.path().join("again");
-    run_generated(dir.path(), Some(&again), Some("256"));
+    run_generated(
+        dir.path(),
+        Some(&again),
+        &[("POLARS_IDEAL_MORSEL_SIZE", "256")],
+    );
     assert!(
         digest(&again) == got,
         "a rerun in small batches changed the outputs"
+    );
+    // Again, with the follow-ups computed apart from the inputs stage, a part of the deals at a
+    // time (what runs with many activities do): 30 000 activities in 6 parts.
+    let parts = dir.path().join("parts");
+    run_generated(
+        dir.path(),
+        Some(&parts),
+        &[("SALES_METRICS_FOLLOW_UP_PART_ROWS", "5000")],
+    );
+    assert!(
+        digest(&parts) == got,
+        "computing the follow-ups in parts changed the outputs"
     );
     let saved = root().join("tests/snapshots/generated.digest");
     if std::env::var_os("UPDATE_DIGEST").is_some() {

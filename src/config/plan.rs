@@ -129,7 +129,13 @@ pub struct RunPlan {
     pub dry_run: bool,
     pub per_table_timings: bool,
     pub settings: Settings,
+    /// Activities per part when the follow-ups are computed apart from the inputs stage, a
+    /// part at a time (`--follow-up-part-rows`; see `run::StagedRequests`).
+    pub follow_up_part_rows: u64,
 }
+
+/// The default of [`RunPlan::follow_up_part_rows`]: at 50 M activities, 4 parts.
+pub const FOLLOW_UP_PART_ROWS: u64 = 15_000_000;
 
 impl RunPlan {
     /// Validates and resolves. `pipeline_text` is the file's content, `cwd` resolves relative
@@ -267,6 +273,7 @@ impl RunPlan {
             dry_run: args.dry_run,
             per_table_timings: args.per_table_timings,
             settings: resolve_settings(&spec)?,
+            follow_up_part_rows: args.follow_up_part_rows.unwrap_or(FOLLOW_UP_PART_ROWS),
         })
     }
 

@@ -78,6 +78,16 @@ fn typed_name(canonical: &str) -> String {
 }
 
 impl Input {
+    /// Rows in the source: a count that reads no values where the format stores it (Parquet).
+    pub fn rows(&self) -> PolarsResult<u64> {
+        let df = self
+            .unshared
+            .clone()
+            .select([len().cast(DataType::UInt64).alias("n")])
+            .collect()?;
+        Ok(df.column("n")?.u64()?.get(0).unwrap_or(0))
+    }
+
     /// Good rows with canonical column names (plus `source_row`).
     pub fn accepted(&self) -> LazyFrame {
         let mut cols: Vec<Expr> = self

@@ -141,7 +141,13 @@ pub fn follow_up_requests(
 ) -> PolarsResult<LazyFrame> {
     // Cached, so the parts below filter one shared stream of activities (without it the
     // optimiser pushes each part's filter down into a scan of its own).
-    let activities = activities
+    follow_ups_of_rows(follow_up_rows(activities).cache(), owners)
+}
+
+/// The activities follow-ups are found in: `deal_id`, `__deal_hash`, `activity_id`, `__out`
+/// (outbound, else inbound), `started_at`; every inbound and outbound activity with a deal.
+pub fn follow_up_rows(activities: LazyFrame) -> LazyFrame {
+    activities
         .filter(
             col(DEAL_ID)
                 .is_not_null()
@@ -154,15 +160,23 @@ pub fn follow_up_requests(
             is_outbound().alias("__out"),
             col(STARTED_AT),
         ])
-        .cache();
+}
+
+/// `rows` of [`follow_up_rows`] holding part `k` of `n` of the deals (split by the deal id's
+/// hash, so a deal's activities are all in one part).
+pub fn follow_up_part(rows: LazyFrame, k: u64, n: u64) -> LazyFrame {
+    rows.filter((col("__deal_hash") % lit(n)).eq(lit(k)))
+}
+
+/// Follow-up requests, as [`follow_up_requests`], from [`follow_up_rows`] (or some parts of
+/// them, whole deals each).
+pub fn follow_ups_of_rows(
+    activities: LazyFrame,
+    owners: Option<LazyFrame>,
+) -> PolarsResult<LazyFrame> {
     // A deal's activities are all in one part, so each part's requests are complete.
-    let parts = (0..FOLLOW_UP_PARTS).map(|part| {
-        follow_ups_of_part(
-            activities
-                .clone()
-                .filter((col("__deal_hash") % lit(FOLLOW_UP_PARTS)).eq(lit(part))),
-        )
-    });
+    let parts = (0..FOLLOW_UP_PARTS)
+        .map(|part| follow_ups_of_part(follow_up_part(activities.clone(), part, FOLLOW_UP_PARTS)));
     let requests = concat(parts.collect::<Vec<_>>(), UnionArgs::default())?;
     Ok(match owners {
         Some(o) => requests

@@ -147,6 +147,9 @@ pub struct Prepared {
     pub expected_closes: Option<LazyFrame>,
     /// Lead-response requests of both kinds ([`lead_response_time::requests`]).
     pub requests: Option<LazyFrame>,
+    /// What `requests` is computed from, for computing it in executions of its own
+    /// ([`Prepared::take_request_sources`]).
+    request_sources: Option<RequestSources>,
     /// Logged minutes per rep and day ([`selling_time::daily`]).
     pub daily_minutes: Option<LazyFrame>,
     /// Distinct activity types that no selling-time list names: `activity_type`.
@@ -154,6 +157,62 @@ pub struct Prepared {
     pub calendar: Calendar,
     pub reporting: Tz,
     pub settings: Settings,
+}
+
+/// The prepared leads, activities and deal owners that the response-time requests come from,
+/// for runs that compute the requests apart from the inputs stage (`run::StagedRequests`).
+#[derive(Clone)]
+pub struct RequestSources {
+    leads: LazyFrame,
+    activities: LazyFrame,
+    /// `deal_id`, `rep_id` of the deals as of T, when there is a deals input.
+    pub owners: Option<LazyFrame>,
+    reporting: Tz,
+}
+
+impl RequestSources {
+    /// First-touch requests ([`lead_response_time::first_touch_requests`]).
+    pub fn first_touches(&self) -> LazyFrame {
+        lead_response_time::first_touch_requests(self.leads.clone(), self.activities.clone())
+    }
+
+    /// Follow-up requests ([`lead_response_time::follow_up_requests`]) with the owners in
+    /// `owners`.
+    pub fn follow_ups(&self, owners: Option<LazyFrame>) -> PolarsResult<LazyFrame> {
+        lead_response_time::follow_up_requests(self.activities.clone(), owners)
+    }
+
+    /// The activities of the deals in part `k` of `n`, as the follow-ups read them
+    /// ([`lead_response_time::follow_up_rows`]); see [`RequestSources::follow_ups_of`].
+    pub fn follow_up_rows(&self, k: u64, n: u64) -> LazyFrame {
+        let rows = lead_response_time::follow_up_rows(self.activities.clone());
+        lead_response_time::follow_up_part(rows, k, n)
+    }
+
+    /// Follow-up requests from some of [`RequestSources::follow_up_rows`] (whole deals).
+    pub fn follow_ups_of(
+        &self,
+        rows: LazyFrame,
+        owners: Option<LazyFrame>,
+    ) -> PolarsResult<LazyFrame> {
+        lead_response_time::follow_ups_of_rows(rows, owners)
+    }
+
+    /// Both kinds of request ([`lead_response_time::requests`]).
+    pub fn assemble(
+        &self,
+        first_touches: LazyFrame,
+        follow_ups: LazyFrame,
+        segments: LazyFrame,
+    ) -> PolarsResult<LazyFrame> {
+        let reporting = self.reporting;
+        lead_response_time::requests(
+            first_touches,
+            follow_ups,
+            move |e| to_local_date(e, reporting),
+            segments,
+        )
+    }
 }
 
 fn bug(e: PolarsError) -> Error {
@@ -257,23 +316,25 @@ impl Prepared {
             )),
             None => None,
         };
-        let requests = match (&leads, &activities) {
-            (Some(leads), Some(acts)) => {
-                let first = lead_response_time::first_touch_requests(leads.clone(), acts.clone());
-                let owners = deals.clone().map(|d| d.select([col(DEAL_ID), col(REP_ID)]));
-                let follow =
-                    lead_response_time::follow_up_requests(acts.clone(), owners).map_err(bug)?;
-                Some(
-                    lead_response_time::requests(
-                        first,
-                        follow,
-                        move |e| to_local_date(e, reporting),
-                        segments.clone(),
-                    )
-                    .map_err(bug)?,
-                )
-            }
+        let request_sources = match (&leads, &activities) {
+            (Some(leads), Some(acts)) => Some(RequestSources {
+                leads: leads.clone(),
+                activities: acts.clone(),
+                owners: deals.clone().map(|d| d.select([col(DEAL_ID), col(REP_ID)])),
+                reporting,
+            }),
             _ => None,
+        };
+        let requests = match &request_sources {
+            Some(src) => Some(
+                src.assemble(
+                    src.first_touches(),
+                    src.follow_ups(src.owners.clone()).map_err(bug)?,
+                    segments.clone(),
+                )
+                .map_err(bug)?,
+            ),
+            None => None,
         };
         let classified = activities.clone().map(|acts| {
             let with_role = acts.join(
@@ -306,6 +367,7 @@ impl Prepared {
             expected_closes,
             changes,
             requests,
+            request_sources,
             daily_minutes,
             unclassified,
             calendar,
@@ -357,11 +419,24 @@ impl Prepared {
         }
         if !uses(&[LeadResponseTime]) {
             self.requests = None;
+            self.request_sources = None;
         }
         if !uses(&[SellingTime]) {
             self.daily_minutes = None;
             self.unclassified = None;
         }
+    }
+
+    /// Takes the response-time requests out of [`Prepared::input_plans`], to be computed in
+    /// executions of their own ([`RequestSources`]); put them back with
+    /// [`Prepared::set_requests`].
+    pub fn take_request_sources(&mut self) -> Option<RequestSources> {
+        self.requests.take().and(self.request_sources.clone())
+    }
+
+    /// The response-time requests, collected.
+    pub fn set_requests(&mut self, requests: DataFrame) {
+        self.requests = Some(requests.lazy());
     }
 
     /// The plans of every prepared input, in a fixed order; pass their results, collected, to
