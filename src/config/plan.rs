@@ -130,8 +130,9 @@ pub struct RunPlan {
     pub per_table_timings: bool,
     pub settings: Settings,
     /// Activities per part when the follow-ups are computed apart from the inputs stage, a
-    /// part at a time (`--follow-up-part-rows`; see `run::StagedRequests`).
-    pub follow_up_part_rows: u64,
+    /// part at a time (`--follow-up-part-rows`; see `run::StagedRequests`). `None`: the
+    /// default, [`FOLLOW_UP_PART_ROWS`], where rows can be counted without reading them.
+    pub follow_up_part_rows: Option<u64>,
 }
 
 /// The default of [`RunPlan::follow_up_part_rows`]: at 50 M activities, 4 parts.
@@ -273,7 +274,7 @@ impl RunPlan {
             dry_run: args.dry_run,
             per_table_timings: args.per_table_timings,
             settings: resolve_settings(&spec)?,
-            follow_up_part_rows: args.follow_up_part_rows.unwrap_or(FOLLOW_UP_PART_ROWS),
+            follow_up_part_rows: args.follow_up_part_rows,
         })
     }
 
