@@ -19,6 +19,7 @@ use crate::config::plan::{FOLLOW_UP_PART_ROWS, Format, Origin, RunPlan};
 use crate::error::Error;
 use crate::io::scan::{Input, Zones, read_error, scan_input};
 use crate::io::sink::{self, Partition};
+use crate::metrics::lead_response_time::{DealOrder, hashes_shared};
 use crate::metrics::{Accepted, MetricId, Prepared, RequestSources};
 
 /// Rows read, accepted and rejected for one input table.
@@ -464,6 +465,17 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
         None => None,
     };
     prepared.materialize(results.split_off(n_inputs));
+    let exact = prepared
+        .exact_requests()
+        .map_err(|e| anyhow::Error::from(e).context("checking the response-time follow-ups"))?;
+    if let Some(requests) = exact {
+        info!("two deal ids share a hash: the follow-ups sorted again, by the id too");
+        let requests = requests
+            .collect_with_engine(Engine::Streaming)
+            .map_err(|e| anyhow::Error::from(e).context("computing the response-time follow-ups"))?
+            .unwrap_single();
+        prepared.set_requests(requests);
+    }
     if let Some(s) = staged {
         let requests = s.finish(staged_results, &prepared).map_err(|e| {
             anyhow::Error::from(e).context("computing the response-time follow-ups")
@@ -700,8 +712,23 @@ impl StagedRequests {
                     PlRefPath::new(part_path(&self.dir, k).as_str()),
                     Default::default(),
                 )?;
-                let requests = self.src.follow_ups_of(rows, owners.clone())?;
-                Ok(requests
+                let fast = self
+                    .src
+                    .follow_ups_of(rows.clone(), owners.clone(), DealOrder::Hash)?;
+                let mut dfs =
+                    collect_all(vec![fast.requests, fast.shared_hash], Engine::Streaming)?;
+                if !hashes_shared(&dfs[1])? {
+                    return Ok(dfs.swap_remove(0).lazy());
+                }
+                info!(
+                    part = k,
+                    "two deal ids share a hash: this part's follow-ups sorted by the id too"
+                );
+                let exact = self
+                    .src
+                    .follow_ups_of(rows, owners.clone(), DealOrder::HashThenId)?;
+                Ok(exact
+                    .requests
                     .collect_with_engine(Engine::Streaming)?
                     .unwrap_single()
                     .lazy())

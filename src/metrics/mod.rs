@@ -35,6 +35,7 @@ use crate::columns::{
 use crate::error::Error;
 use crate::io::scan::to_local_date;
 use crate::text_norm::lowercased;
+use lead_response_time::{DealOrder, FollowUps};
 use levels::Dimensions;
 use periods::{PeriodFrames, date_lit};
 use selling_time::SellingSettings;
@@ -147,6 +148,9 @@ pub struct Prepared {
     pub expected_closes: Option<LazyFrame>,
     /// Lead-response requests of both kinds ([`lead_response_time::requests`]).
     pub requests: Option<LazyFrame>,
+    /// Whether `requests` must be computed again in the exact deal order
+    /// ([`FollowUps::shared_hash`]; see [`Prepared::exact_requests`]).
+    requests_check: Option<LazyFrame>,
     /// What `requests` is computed from, for computing it in executions of its own
     /// ([`Prepared::take_request_sources`]).
     request_sources: Option<RequestSources>,
@@ -178,8 +182,12 @@ impl RequestSources {
 
     /// Follow-up requests ([`lead_response_time::follow_up_requests`]) with the owners in
     /// `owners`.
-    pub fn follow_ups(&self, owners: Option<LazyFrame>) -> PolarsResult<LazyFrame> {
-        lead_response_time::follow_up_requests(self.activities.clone(), owners)
+    pub fn follow_ups(
+        &self,
+        owners: Option<LazyFrame>,
+        order: DealOrder,
+    ) -> PolarsResult<FollowUps> {
+        lead_response_time::follow_up_requests(self.activities.clone(), owners, order)
     }
 
     /// The activities of the deals in part `k` of `n`, as the follow-ups read them
@@ -194,8 +202,9 @@ impl RequestSources {
         &self,
         rows: LazyFrame,
         owners: Option<LazyFrame>,
-    ) -> PolarsResult<LazyFrame> {
-        lead_response_time::follow_ups_of_rows(rows, owners)
+        order: DealOrder,
+    ) -> PolarsResult<FollowUps> {
+        lead_response_time::follow_ups_of_rows(rows, owners, order)
     }
 
     /// Both kinds of request ([`lead_response_time::requests`]).
@@ -325,16 +334,17 @@ impl Prepared {
             }),
             _ => None,
         };
-        let requests = match &request_sources {
-            Some(src) => Some(
-                src.assemble(
-                    src.first_touches(),
-                    src.follow_ups(src.owners.clone()).map_err(bug)?,
-                    segments.clone(),
-                )
-                .map_err(bug)?,
-            ),
-            None => None,
+        let (requests, requests_check) = match &request_sources {
+            Some(src) => {
+                let follow_ups = src
+                    .follow_ups(src.owners.clone(), DealOrder::Hash)
+                    .map_err(bug)?;
+                let requests = src
+                    .assemble(src.first_touches(), follow_ups.requests, segments.clone())
+                    .map_err(bug)?;
+                (Some(requests), Some(follow_ups.shared_hash))
+            }
+            None => (None, None),
         };
         let classified = activities.clone().map(|acts| {
             let with_role = acts.join(
@@ -367,6 +377,7 @@ impl Prepared {
             expected_closes,
             changes,
             requests,
+            requests_check,
             request_sources,
             daily_minutes,
             unclassified,
@@ -391,6 +402,7 @@ impl Prepared {
             &mut self.expected_closes,
             &mut self.changes,
             &mut self.requests,
+            &mut self.requests_check,
             &mut self.daily_minutes,
             &mut self.unclassified,
         ]
@@ -419,6 +431,7 @@ impl Prepared {
         }
         if !uses(&[LeadResponseTime]) {
             self.requests = None;
+            self.requests_check = None;
             self.request_sources = None;
         }
         if !uses(&[SellingTime]) {
@@ -431,12 +444,33 @@ impl Prepared {
     /// executions of their own ([`RequestSources`]); put them back with
     /// [`Prepared::set_requests`].
     pub fn take_request_sources(&mut self) -> Option<RequestSources> {
+        self.requests_check = None;
         self.requests.take().and(self.request_sources.clone())
     }
 
     /// The response-time requests, collected.
     pub fn set_requests(&mut self, requests: DataFrame) {
         self.requests = Some(requests.lazy());
+        self.requests_check = None;
+    }
+
+    /// After [`Prepared::materialize`]: the plan of the requests in the exact deal order when
+    /// the follow-ups found two deal ids sharing a hash ([`DealOrder`]), else `None`. Collect
+    /// it and pass it to [`Prepared::set_requests`].
+    pub fn exact_requests(&self) -> PolarsResult<Option<LazyFrame>> {
+        let (Some(check), Some(src)) = (&self.requests_check, &self.request_sources) else {
+            return Ok(None);
+        };
+        if !lead_response_time::hashes_shared(&check.clone().collect()?)? {
+            return Ok(None);
+        }
+        let follow_ups = src.follow_ups(src.owners.clone(), DealOrder::HashThenId)?;
+        let requests = src.assemble(
+            src.first_touches(),
+            follow_ups.requests,
+            self.dims.segments.clone(),
+        )?;
+        Ok(Some(requests))
     }
 
     /// The plans of every prepared input, in a fixed order; pass their results, collected, to
