@@ -19,7 +19,6 @@ use crate::config::plan::{FOLLOW_UP_PART_ROWS, Format, Origin, RunPlan};
 use crate::error::Error;
 use crate::io::scan::{Input, Zones, read_error, scan_input};
 use crate::io::sink::{self, Partition};
-use crate::metrics::lead_response_time::{DealOrder, hashes_shared};
 use crate::metrics::{Accepted, MetricId, Prepared, RequestSources};
 
 /// Rows read, accepted and rejected for one input table.
@@ -712,26 +711,7 @@ impl StagedRequests {
                     PlRefPath::new(part_path(&self.dir, k).as_str()),
                     Default::default(),
                 )?;
-                let fast = self
-                    .src
-                    .follow_ups_of(rows.clone(), owners.clone(), DealOrder::Hash)?;
-                let mut dfs =
-                    collect_all(vec![fast.requests, fast.shared_hash], Engine::Streaming)?;
-                if !hashes_shared(&dfs[1])? {
-                    return Ok(dfs.swap_remove(0).lazy());
-                }
-                info!(
-                    part = k,
-                    "two deal ids share a hash: this part's follow-ups sorted by the id too"
-                );
-                let exact = self
-                    .src
-                    .follow_ups_of(rows, owners.clone(), DealOrder::HashThenId)?;
-                Ok(exact
-                    .requests
-                    .collect_with_engine(Engine::Streaming)?
-                    .unwrap_single()
-                    .lazy())
+                Ok(self.src.collect_follow_ups_of(rows, owners.clone())?.lazy())
             })
             .collect::<PolarsResult<Vec<_>>>()?;
         let follow = concat(follow, UnionArgs::default())?;

@@ -234,6 +234,26 @@ pub fn follow_ups_of_rows(
     })
 }
 
+/// The follow-up requests of `rows` ([`follow_ups_of_rows`]), collected: in hash order, and
+/// computed again in the exact order if two deal ids among them share a hash.
+pub fn collect_follow_ups(rows: LazyFrame, owners: Option<LazyFrame>) -> PolarsResult<DataFrame> {
+    let fast = follow_ups_of_rows(rows.clone(), owners.clone(), DealOrder::Hash)?;
+    let opt = fast.requests.get_current_optimizations();
+    // One execution: the check reads the same sorted rows as the requests.
+    let mut dfs = LazyFrame::collect_all_with_engine(
+        vec![fast.requests.logical_plan, fast.shared_hash.logical_plan],
+        Engine::Streaming,
+        opt,
+    )?;
+    if !hashes_shared(&dfs[1])? {
+        return Ok(dfs.swap_remove(0));
+    }
+    Ok(follow_ups_of_rows(rows, owners, DealOrder::HashThenId)?
+        .requests
+        .collect_with_engine(Engine::Streaming)?
+        .unwrap_single())
+}
+
 /// The hash of each activity's deal id ([`follow_up_rows`]).
 const DEAL_HASH: &str = "__deal_hash";
 /// Each deal's rows as one run, numbered ([`sorted_by_deal`]).
@@ -802,7 +822,19 @@ mod tests {
             follow_ups([7, 7], DealOrder::Hash)?,
             (vec!["10".to_string()], true)
         );
-        assert_eq!(follow_ups([7, 7], DealOrder::HashThenId)?, (both, false));
+        assert_eq!(
+            follow_ups([7, 7], DealOrder::HashThenId)?,
+            (both.clone(), false)
+        );
+        // Collected, a shared hash is sorted apart.
+        let collected = collect_follow_ups(two_deals([7, 7])?, None)?
+            .lazy()
+            .select([(col(RESPONSE_AT) - col(REQUEST_AT))
+                .dt()
+                .total_minutes(false)
+                .alias("m")])
+            .collect()?;
+        assert_eq!(sorted_rows(&collected, &["m"]), both);
         Ok(())
     }
 

@@ -197,14 +197,14 @@ impl RequestSources {
         lead_response_time::follow_up_part(rows, k, n)
     }
 
-    /// Follow-up requests from some of [`RequestSources::follow_up_rows`] (whole deals).
-    pub fn follow_ups_of(
+    /// Follow-up requests from some of [`RequestSources::follow_up_rows`] (whole deals),
+    /// collected ([`lead_response_time::collect_follow_ups`]).
+    pub fn collect_follow_ups_of(
         &self,
         rows: LazyFrame,
         owners: Option<LazyFrame>,
-        order: DealOrder,
-    ) -> PolarsResult<FollowUps> {
-        lead_response_time::follow_ups_of_rows(rows, owners, order)
+    ) -> PolarsResult<DataFrame> {
+        lead_response_time::collect_follow_ups(rows, owners)
     }
 
     /// Both kinds of request ([`lead_response_time::requests`]).
