@@ -464,16 +464,11 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
         None => None,
     };
     prepared.materialize(results.split_off(n_inputs));
-    let exact = prepared
-        .exact_requests()
-        .map_err(|e| anyhow::Error::from(e).context("checking the response-time follow-ups"))?;
-    if let Some(requests) = exact {
-        info!("two deal ids share a hash: the follow-ups sorted again, by the id too");
-        let requests = requests
-            .collect_with_engine(Engine::Streaming)
-            .map_err(|e| anyhow::Error::from(e).context("computing the response-time follow-ups"))?
-            .unwrap_single();
-        prepared.set_requests(requests);
+    let redone = prepared
+        .redo_requests_if_hashes_shared()
+        .map_err(|e| anyhow::Error::from(e).context("computing the response-time follow-ups"))?;
+    if redone {
+        info!("two deal ids share a hash: the follow-ups were sorted again, by the id too");
     }
     if let Some(s) = staged {
         let requests = s.finish(staged_results, &prepared).map_err(|e| {

@@ -454,23 +454,26 @@ impl Prepared {
         self.requests_check = None;
     }
 
-    /// After [`Prepared::materialize`]: the plan of the requests in the exact deal order when
-    /// the follow-ups found two deal ids sharing a hash ([`DealOrder`]), else `None`. Collect
-    /// it and pass it to [`Prepared::set_requests`].
-    pub fn exact_requests(&self) -> PolarsResult<Option<LazyFrame>> {
+    /// After [`Prepared::materialize`]: when the follow-ups found two deal ids sharing a hash
+    /// ([`DealOrder`]), computes the requests again in the exact order and returns true.
+    pub fn redo_requests_if_hashes_shared(&mut self) -> PolarsResult<bool> {
         let (Some(check), Some(src)) = (&self.requests_check, &self.request_sources) else {
-            return Ok(None);
+            return Ok(false);
         };
         if !lead_response_time::hashes_shared(&check.clone().collect()?)? {
-            return Ok(None);
+            return Ok(false);
         }
         let follow_ups = src.follow_ups(src.owners.clone(), DealOrder::HashThenId)?;
-        let requests = src.assemble(
-            src.first_touches(),
-            follow_ups.requests,
-            self.dims.segments.clone(),
-        )?;
-        Ok(Some(requests))
+        let requests = src
+            .assemble(
+                src.first_touches(),
+                follow_ups.requests,
+                self.dims.segments.clone(),
+            )?
+            .collect_with_engine(Engine::Streaming)?
+            .unwrap_single();
+        self.set_requests(requests);
+        Ok(true)
     }
 
     /// The plans of every prepared input, in a fixed order; pass their results, collected, to
