@@ -19,7 +19,7 @@ use crate::config::plan::{FOLLOW_UP_PART_ROWS, Format, Origin, RunPlan};
 use crate::error::Error;
 use crate::io::scan::{Input, Zones, read_error, scan_input};
 use crate::io::sink::{self, Partition};
-use crate::metrics::{Accepted, MetricId, Prepared, RequestSources};
+use crate::metrics::{Accepted, MetricId, Prepared, RequestSources, collect_all};
 
 /// Rows read, accepted and rejected for one input table.
 #[derive(Debug, Clone, Serialize)]
@@ -191,20 +191,6 @@ fn report(plan: &RunPlan, input: &Input, df: &DataFrame) -> Result<InputReport> 
         warn!(table = %report.table, rejected = report.rows_rejected, reasons = ?report.rejected_by_reason, "rows rejected");
     }
     Ok(report)
-}
-
-/// Collects several plans in one execution, so polars shares their common sub-plans (input
-/// scans, parsing, the as-of preparation) instead of redoing them for every table.
-fn collect_all(lfs: Vec<LazyFrame>, engine: Engine) -> PolarsResult<Vec<DataFrame>> {
-    let Some(first) = lfs.first() else {
-        return Ok(Vec::new());
-    };
-    let opt = first.get_current_optimizations();
-    LazyFrame::collect_all_with_engine(
-        lfs.into_iter().map(|lf| lf.logical_plan).collect(),
-        engine,
-        opt,
-    )
 }
 
 fn parse_error(

@@ -27,6 +27,7 @@ use crate::columns::{
     REP_ID, REQUESTS, RESPONDED, RESPONSE_KIND, STARTED_AT, TEAM_CODE, TEAM_ID, UNRESPONDED,
 };
 use crate::io::scan::utc_datetime;
+use crate::metrics::collect_all;
 use crate::metrics::entities::with_team_on;
 use crate::metrics::levels::{by_levels_keyed, count_i64, pct};
 use crate::metrics::periods::PeriodFrames;
@@ -238,13 +239,8 @@ pub fn follow_ups_of_rows(
 /// computed again in the exact order if two deal ids among them share a hash.
 pub fn collect_follow_ups(rows: LazyFrame, owners: Option<LazyFrame>) -> PolarsResult<DataFrame> {
     let fast = follow_ups_of_rows(rows.clone(), owners.clone(), DealOrder::Hash)?;
-    let opt = fast.requests.get_current_optimizations();
     // One execution: the check reads the same sorted rows as the requests.
-    let mut dfs = LazyFrame::collect_all_with_engine(
-        vec![fast.requests.logical_plan, fast.shared_hash.logical_plan],
-        Engine::Streaming,
-        opt,
-    )?;
+    let mut dfs = collect_all(vec![fast.requests, fast.shared_hash], Engine::Streaming)?;
     if !hashes_shared(&dfs[1])? {
         return Ok(dfs.swap_remove(0));
     }
@@ -804,17 +800,19 @@ mod tests {
         // With one hash for both deals the hash order interleaves them (in, in, out, out),
         // which read as one deal gives one request: the check must say so, and the exact
         // order must give both.
-        let follow_ups = |hashes: [u64; 2], order| -> PolarsResult<(Vec<String>, bool)> {
-            let f = follow_ups_of_rows(two_deals(hashes)?, None, order)?;
-            let minutes = f
-                .requests
+        let minutes = |requests: LazyFrame| -> PolarsResult<Vec<String>> {
+            let df = requests
                 .select([(col(RESPONSE_AT) - col(REQUEST_AT))
                     .dt()
                     .total_minutes(false)
                     .alias("m")])
                 .collect()?;
+            Ok(sorted_rows(&df, &["m"]))
+        };
+        let follow_ups = |hashes: [u64; 2], order| -> PolarsResult<(Vec<String>, bool)> {
+            let f = follow_ups_of_rows(two_deals(hashes)?, None, order)?;
             let shared = hashes_shared(&f.shared_hash.collect()?)?;
-            Ok((sorted_rows(&minutes, &["m"]), shared))
+            Ok((minutes(f.requests)?, shared))
         };
         let both = vec!["10".to_string(), "15".to_string()];
         assert_eq!(follow_ups([7, 8], DealOrder::Hash)?, (both.clone(), false));
@@ -827,14 +825,8 @@ mod tests {
             (both.clone(), false)
         );
         // Collected, a shared hash is sorted apart.
-        let collected = collect_follow_ups(two_deals([7, 7])?, None)?
-            .lazy()
-            .select([(col(RESPONSE_AT) - col(REQUEST_AT))
-                .dt()
-                .total_minutes(false)
-                .alias("m")])
-            .collect()?;
-        assert_eq!(sorted_rows(&collected, &["m"]), both);
+        let collected = collect_follow_ups(two_deals([7, 7])?, None)?.lazy();
+        assert_eq!(minutes(collected)?, both);
         Ok(())
     }
 

@@ -224,6 +224,20 @@ impl RequestSources {
     }
 }
 
+/// Collects several plans in one execution, so polars shares their common sub-plans (input
+/// scans, parsing, the as-of preparation) instead of redoing them for every table.
+pub fn collect_all(lfs: Vec<LazyFrame>, engine: Engine) -> PolarsResult<Vec<DataFrame>> {
+    let Some(first) = lfs.first() else {
+        return Ok(Vec::new());
+    };
+    let opt = first.get_current_optimizations();
+    LazyFrame::collect_all_with_engine(
+        lfs.into_iter().map(|lf| lf.logical_plan).collect(),
+        engine,
+        opt,
+    )
+}
+
 fn bug(e: PolarsError) -> Error {
     Error::Config(format!("internal error (a bug): {e}"))
 }
