@@ -267,7 +267,11 @@ pub fn deal_slippage(
         sum("__slipped", DEALS_SLIPPED),
         cents(col("__slipped_amount").sum()).alias(SLIPPED_AMOUNT),
         col("__slip_days").mean().alias(AVG_SLIP_DAYS),
-        col("__slip_days").median().alias(MEDIAN_SLIP_DAYS),
+        // Over the slipped deals only: with nulls polars sorts each group to find a median.
+        col("__slip_days")
+            .drop_nulls()
+            .median()
+            .alias(MEDIAN_SLIP_DAYS),
         sum("__pushes", CLOSE_DATE_PUSHES),
     ];
     let zero = [
