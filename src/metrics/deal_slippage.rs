@@ -85,13 +85,14 @@ pub fn versions(
     };
     // Each deal's changes contiguous and in order; numbered, so "first of a deal" is a
     // reduction (`min_by`) and "next of the same deal" a plain shift, not a per-deal sort or
-    // window.
+    // window. Cached, so both readers below share one sort (without it polars sorted twice).
     let ordered = changes
         .sort(
             [DEAL_ID, CHANGED_AT, SOURCE_ROW],
             SortMultipleOptions::default(),
         )
-        .with_row_index("__order", None);
+        .with_row_index("__order", None)
+        .cache();
     let counted = ordered
         .clone()
         .filter(to_local_date(col(CHANGED_AT), tz).lt_eq(date_lit(as_of)));
@@ -125,7 +126,9 @@ pub fn versions(
             after_each.select([col(DEAL_ID), col(E), col(FROM), col(TO)]),
         ],
         UnionArgs::default(),
-    )?;
+    )?
+    // Read twice: as rows, and for the deals that have a history.
+    .cache();
     let without_history = deals
         .select([col(DEAL_ID), col(EXPECTED_CLOSE_DATE).alias(E)])
         .join(
