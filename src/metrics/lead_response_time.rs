@@ -561,25 +561,39 @@ mod tests {
     fn percentiles_ignore_unanswered_requests_exactly() -> PolarsResult<()> {
         // R1's leads answered after 0 and 14 minutes, a third never: p90 over [0, 14] is
         // 0 + 0.9 × 14 = 12.6 exactly, as numpy gives. (Interpolating with the unanswered
-        // request counted as a null in the same column gave 12.599999999999998.)
+        // request counted as a null in the same column gave 12.599999999999998.) R2's only
+        // lead is never answered: no median, no p90.
         let leads_ = leads(&[
             ("L1", Some("R1"), "2024-01-10T09:00:00Z"),
             ("L2", Some("R1"), "2024-01-10T10:00:00Z"),
             ("L3", Some("R1"), "2024-01-10T11:00:00Z"),
+            ("L4", Some("R2"), "2024-01-10T12:00:00Z"),
         ]);
         let acts = activities(&[
             touch("A1", "R1", "L1", "2024-01-10T09:00:00Z"),
             touch("A2", "R1", "L2", "2024-01-10T10:14:00Z"),
         ]);
         let df = run(leads_, acts, None, Grain::Month, "2024-01-01", "2024-01-01")?;
-        let company = df
-            .lazy()
-            .filter(col(LEVEL).eq(lit("company")))
-            .filter(col(RESPONSE_KIND).eq(lit(FIRST_TOUCH)))
-            .collect()?;
-        let value = |c: &str| company.column(c).unwrap().f64().unwrap().get(0);
-        assert_eq!(value(MEDIAN_RESPONSE_MINUTES), Some(7.0));
-        assert_eq!(value(P90_RESPONSE_MINUTES), Some(12.6));
+        let percentiles = |level: &str, rep: Option<&str>| -> PolarsResult<[Option<f64>; 2]> {
+            let mut row = df
+                .clone()
+                .lazy()
+                .filter(col(LEVEL).eq(lit(level)))
+                .filter(col(RESPONSE_KIND).eq(lit(FIRST_TOUCH)));
+            if let Some(r) = rep {
+                row = row.filter(col(REP_ID).eq(lit(r)));
+            }
+            let row = row.collect()?;
+            assert_eq!(row.height(), 1, "{level} {rep:?}");
+            let value = |c: &str| -> PolarsResult<Option<f64>> { Ok(row.column(c)?.f64()?.get(0)) };
+            Ok([
+                value(MEDIAN_RESPONSE_MINUTES)?,
+                value(P90_RESPONSE_MINUTES)?,
+            ])
+        };
+        assert_eq!(percentiles("rep", Some("R1"))?, [Some(7.0), Some(12.6)]);
+        assert_eq!(percentiles("rep", Some("R2"))?, [None, None]);
+        assert_eq!(percentiles("company", None)?, [Some(7.0), Some(12.6)]);
         Ok(())
     }
 
