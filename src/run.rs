@@ -19,7 +19,9 @@ use crate::config::plan::{FOLLOW_UP_PART_ROWS, Format, Origin, RunPlan};
 use crate::error::Error;
 use crate::io::scan::{Input, Zones, read_error, scan_input};
 use crate::io::sink::{self, Partition};
-use crate::metrics::{Accepted, MetricId, Prepared, RequestSources, collect_all};
+use crate::metrics::{
+    Accepted, MetricId, Prepared, RequestSources, collect_all, lead_response_time,
+};
 
 /// Rows read, accepted and rejected for one input table.
 #[derive(Debug, Clone, Serialize)]
@@ -692,7 +694,7 @@ impl StagedRequests {
                     PlRefPath::new(part_path(&self.dir, k).as_str()),
                     Default::default(),
                 )?;
-                Ok(self.src.collect_follow_ups_of(rows, owners.clone())?.lazy())
+                Ok(lead_response_time::collect_follow_ups(rows, owners.clone())?.lazy())
             })
             .collect::<PolarsResult<Vec<_>>>()?;
         let follow = concat(follow, UnionArgs::default())?;

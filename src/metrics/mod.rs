@@ -35,7 +35,7 @@ use crate::columns::{
 use crate::error::Error;
 use crate::io::scan::to_local_date;
 use crate::text_norm::lowercased;
-use lead_response_time::{DealOrder, FollowUps};
+use lead_response_time::DealOrder;
 use levels::Dimensions;
 use periods::{PeriodFrames, date_lit};
 use selling_time::SellingSettings;
@@ -149,7 +149,7 @@ pub struct Prepared {
     /// Lead-response requests of both kinds ([`lead_response_time::requests`]).
     pub requests: Option<LazyFrame>,
     /// Whether `requests` must be computed again in the exact deal order
-    /// ([`FollowUps::shared_hash`]; see [`Prepared::exact_requests`]).
+    /// ([`lead_response_time::FollowUps::shared_hash`]; see [`Prepared::redo_requests_if_hashes_shared`]).
     requests_check: Option<LazyFrame>,
     /// What `requests` is computed from, for computing it in executions of its own
     /// ([`Prepared::take_request_sources`]).
@@ -180,31 +180,28 @@ impl RequestSources {
         lead_response_time::first_touch_requests(self.leads.clone(), self.activities.clone())
     }
 
-    /// Follow-up requests ([`lead_response_time::follow_up_requests`]) with the owners in
-    /// `owners`.
-    pub fn follow_ups(
+    /// Both kinds of request, assembled ([`RequestSources::assemble`]), with the follow-ups
+    /// in `order`; and the follow-ups' [`lead_response_time::FollowUps::shared_hash`] check.
+    pub fn requests(
         &self,
-        owners: Option<LazyFrame>,
         order: DealOrder,
-    ) -> PolarsResult<FollowUps> {
-        lead_response_time::follow_up_requests(self.activities.clone(), owners, order)
+        segments: LazyFrame,
+    ) -> PolarsResult<(LazyFrame, LazyFrame)> {
+        let follow_ups = lead_response_time::follow_up_requests(
+            self.activities.clone(),
+            self.owners.clone(),
+            order,
+        )?;
+        let requests = self.assemble(self.first_touches(), follow_ups.requests, segments)?;
+        Ok((requests, follow_ups.shared_hash))
     }
 
     /// The activities of the deals in part `k` of `n`, as the follow-ups read them
-    /// ([`lead_response_time::follow_up_rows`]); see [`RequestSources::follow_ups_of`].
+    /// ([`lead_response_time::follow_up_rows`]); their requests come from
+    /// [`lead_response_time::collect_follow_ups`].
     pub fn follow_up_rows(&self, k: u64, n: u64) -> LazyFrame {
         let rows = lead_response_time::follow_up_rows(self.activities.clone());
         lead_response_time::follow_up_part(rows, k, n)
-    }
-
-    /// Follow-up requests from some of [`RequestSources::follow_up_rows`] (whole deals),
-    /// collected ([`lead_response_time::collect_follow_ups`]).
-    pub fn collect_follow_ups_of(
-        &self,
-        rows: LazyFrame,
-        owners: Option<LazyFrame>,
-    ) -> PolarsResult<DataFrame> {
-        lead_response_time::collect_follow_ups(rows, owners)
     }
 
     /// Both kinds of request ([`lead_response_time::requests`]).
@@ -350,13 +347,10 @@ impl Prepared {
         };
         let (requests, requests_check) = match &request_sources {
             Some(src) => {
-                let follow_ups = src
-                    .follow_ups(src.owners.clone(), DealOrder::Hash)
+                let (requests, check) = src
+                    .requests(DealOrder::Hash, segments.clone())
                     .map_err(bug)?;
-                let requests = src
-                    .assemble(src.first_touches(), follow_ups.requests, segments.clone())
-                    .map_err(bug)?;
-                (Some(requests), Some(follow_ups.shared_hash))
+                (Some(requests), Some(check))
             }
             None => (None, None),
         };
@@ -477,13 +471,9 @@ impl Prepared {
         if !lead_response_time::hashes_shared(&check.clone().collect()?)? {
             return Ok(false);
         }
-        let follow_ups = src.follow_ups(src.owners.clone(), DealOrder::HashThenId)?;
         let requests = src
-            .assemble(
-                src.first_touches(),
-                follow_ups.requests,
-                self.dims.segments.clone(),
-            )?
+            .requests(DealOrder::HashThenId, self.dims.segments.clone())?
+            .0
             .collect_with_engine(Engine::Streaming)?
             .unwrap_single();
         self.set_requests(requests);
