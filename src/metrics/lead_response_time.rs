@@ -478,6 +478,17 @@ mod tests {
         out(id, rep, Some(lead), None, "outbound", at)
     }
 
+    /// An activity on a deal, in direction `dir`.
+    fn on_deal<'a>(
+        id: &'a str,
+        rep: &'a str,
+        deal: &'a str,
+        dir: &'a str,
+        at: &'a str,
+    ) -> ActivityRow<'a> {
+        out(id, rep, None, Some(deal), dir, at)
+    }
+
     /// The rows of one response kind, of one level if `level` is given.
     fn kind_rows(df: &DataFrame, kind: &str, level: Option<&str>) -> Vec<String> {
         rows(df, &COLS)
@@ -630,54 +641,12 @@ mod tests {
         // inbound at 23:50 UTC on Jan 31 written as 18:50-05:00, reply 00:20 UTC Feb 1 = 30 min,
         // counted in January (the request's period). Then an inbound on Feb 2 never answered.
         let acts = activities(&[
-            out(
-                "A1",
-                "R1",
-                None,
-                Some("D1"),
-                "inbound",
-                "2024-01-31T18:50:00-05:00",
-            ),
-            out(
-                "A2",
-                "R1",
-                None,
-                Some("D1"),
-                "inbound",
-                "2024-01-31T23:55:00Z",
-            ),
-            out(
-                "A3",
-                "R1",
-                None,
-                Some("D1"),
-                "internal",
-                "2024-01-31T23:56:00Z",
-            ),
-            out(
-                "A4",
-                "R1",
-                None,
-                Some("D1"),
-                "inbound",
-                "2024-02-01T00:05:00+00:00",
-            ),
-            out(
-                "A5",
-                "R2",
-                None,
-                Some("D1"),
-                "outbound",
-                "2024-02-01T01:20:00+01:00",
-            ),
-            out(
-                "A6",
-                "R1",
-                None,
-                Some("D1"),
-                "inbound",
-                "2024-02-02T10:00:00Z",
-            ),
+            on_deal("A1", "R1", "D1", "inbound", "2024-01-31T18:50:00-05:00"),
+            on_deal("A2", "R1", "D1", "inbound", "2024-01-31T23:55:00Z"),
+            on_deal("A3", "R1", "D1", "internal", "2024-01-31T23:56:00Z"),
+            on_deal("A4", "R1", "D1", "inbound", "2024-02-01T00:05:00+00:00"),
+            on_deal("A5", "R2", "D1", "outbound", "2024-02-01T01:20:00+01:00"),
+            on_deal("A6", "R1", "D1", "inbound", "2024-02-02T10:00:00Z"),
         ]);
         let deals_ = deals(&[("D1", "R1", "2024-01-02", "open", None, 1.0, None)]);
         let df = run(
@@ -789,8 +758,8 @@ mod tests {
             .zip(&stamps)
             .flat_map(|(deal, (inb, outb, asked, answered))| {
                 [
-                    out(inb, "R1", None, Some(deal), "inbound", asked),
-                    out(outb, "R1", None, Some(deal), "outbound", answered),
+                    on_deal(inb, "R1", deal, "inbound", asked),
+                    on_deal(outb, "R1", deal, "outbound", answered),
                 ]
             })
             .collect();
@@ -880,30 +849,9 @@ mod tests {
             leads: Some(leads(&[("L1", Some("R1"), "2024-01-10T09:00:00Z")])),
             activities: Some(activities(&[
                 touch("A1", "R1", "L1", "2024-01-10T09:30:00Z"),
-                out(
-                    "A2",
-                    "R1",
-                    None,
-                    Some("D1"),
-                    "inbound",
-                    "2024-01-10T10:00:00Z",
-                ),
-                out(
-                    "A3",
-                    "R2",
-                    None,
-                    Some("D1"),
-                    "outbound",
-                    "2024-01-10T10:20:00Z",
-                ),
-                out(
-                    "A4",
-                    "R2",
-                    None,
-                    Some("D2"),
-                    "inbound",
-                    "2024-01-10T11:00:00Z",
-                ),
+                on_deal("A2", "R1", "D1", "inbound", "2024-01-10T10:00:00Z"),
+                on_deal("A3", "R2", "D1", "outbound", "2024-01-10T10:20:00Z"),
+                on_deal("A4", "R2", "D2", "inbound", "2024-01-10T11:00:00Z"),
             ])),
             ..Default::default()
         };
