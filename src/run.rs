@@ -480,20 +480,29 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
         }
         let computed = compute_tables(plan, &prepared, &periods, &mut timings)?;
         // Partitions in the pipeline's metric order, then grain.
+        let mut tables = Vec::new();
         for m in &plan.metrics {
             for (g, _) in &periods {
                 if let Some((_, _, df)) = computed.iter().find(|(cg, cm, _)| cg == g && cm == m) {
-                    let parts = sink::partitions(m.name(), *g, df)?;
-                    info!(
-                        metric = m.name(),
-                        grain = g.name(),
-                        rows = df.height(),
-                        partitions = parts.len(),
-                        "table"
-                    );
-                    outputs.extend(parts);
+                    tables.push((m.name(), *g, df));
                 }
             }
+        }
+        let t = Instant::now();
+        outputs = sink::partitions(&tables)?;
+        timings.insert("encode".to_string(), t.elapsed().as_millis());
+        for (table, g, df) in &tables {
+            let parts = outputs
+                .iter()
+                .filter(|p| p.table == *table && p.grain == *g)
+                .count();
+            info!(
+                metric = table,
+                grain = g.name(),
+                rows = df.height(),
+                partitions = parts,
+                "table"
+            );
         }
     }
 
@@ -789,7 +798,7 @@ fn write_rejects(
         let report = reports.iter().find(|r| r.table == input.table.name());
         if report.is_some_and(|r| r.rows_rejected > 0) {
             let mut df = input.rejected()?.collect()?;
-            let bytes = sink::parquet_bytes(&mut df)?;
+            let bytes = sink::parquet_bytes(&mut df, true)?;
             let rel = format!("_rejects/{}/run={run_id}/part-0.parquet", input.table);
             plan.output.put_atomic(&rel, &bytes, run_id)?;
         }
