@@ -23,6 +23,9 @@ pub const REJECT_REASON: &str = "reject_reason";
 /// ([`crate::metrics::entities::Codes`]).
 pub const REP_CODE: &str = "__rep_code";
 pub const TEAM_CODE: &str = "__team_code";
+/// A deal's row number among the deals as of T: the integer stand-in for `deal_id` in the
+/// slippage inputs ([`crate::metrics::deal_slippage::expected_closes`]).
+pub const DEAL_CODE: &str = "__deal_code";
 
 // Input columns.
 pub const VALID_FROM: &str = "valid_from";
