@@ -102,6 +102,15 @@ pub fn load(plan: &RunPlan) -> Result<Loaded> {
         .column(REP_ID)?
         .as_materialized_series()
         .clone();
+    if known.len() as u64 > crate::metrics::selling_time::MAX_REPS {
+        return Err(Error::config(format!(
+            "reps: {} accepted reps in {}; a run numbers at most {} (split the reps into several pipelines)",
+            known.len(),
+            reps.uri,
+            crate::metrics::selling_time::MAX_REPS
+        ))
+        .into());
+    }
     let mut accepted = Accepted {
         reps_have_team: reps.canonical.contains(&TEAM_ID),
         reps_have_role: reps.canonical.contains(&ROLE),
