@@ -43,7 +43,7 @@ pub const COLUMNS: [&str; 10] = [
 
 /// Deal-size rows at all levels for every period of `periods`.
 ///
-/// `won`: won deals with `period_idx`, `rep_id`, `team_id`, `amount`, `list_amount`.
+/// `won`: won deals with `period_idx`, `__rep_code`, `__team_code`, `amount`, `list_amount`.
 /// `periods` should start one period before the reported window, so the first reported
 /// period has its predecessor; the caller drops that extra period.
 pub fn deal_size(won: LazyFrame, periods: &PeriodFrames) -> PolarsResult<LazyFrame> {

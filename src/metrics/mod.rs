@@ -140,8 +140,8 @@ pub struct Prepared {
     pub quotas: Option<LazyFrame>,
     /// Pushes of expected close dates, with a deal history ([`deal_slippage::push_dates`]).
     pub push_dates: Option<LazyFrame>,
-    /// Expected-close-date versions of every deal with the deal's columns and team
-    /// ([`deal_slippage::expected_closes`]).
+    /// Expected-close-date versions of every deal with what slippage reads of the deal and the
+    /// owner's team ([`deal_slippage::expected_closes`]).
     pub expected_closes: Option<LazyFrame>,
     /// Lead-response requests of both kinds ([`lead_response_time::requests`]).
     pub requests: Option<LazyFrame>,

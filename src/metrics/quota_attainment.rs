@@ -105,7 +105,7 @@ pub fn quota_shares(
 
 /// Quota attainment rows at all levels (before [`crate::metrics::levels::finish`]).
 ///
-/// `won`: won deals placed in periods with `period_idx`, `rep_id`, `team_id`, `amount`;
+/// `won`: won deals placed in periods with `period_idx`, `__rep_code`, `__team_code`, `amount`;
 /// `shares`: from [`quota_shares`].
 pub fn quota_attainment(
     won: LazyFrame,
