@@ -19,6 +19,7 @@ use crate::config::plan::{FOLLOW_UP_PART_ROWS, Format, Origin, RunPlan};
 use crate::error::Error;
 use crate::io::scan::{Input, Zones, read_error, scan_input};
 use crate::io::sink::{self, Partition};
+use crate::metrics::selling_time::MAX_REPS;
 use crate::metrics::{
     Accepted, MetricId, Prepared, RequestSources, collect_all, lead_response_time,
 };
@@ -102,12 +103,11 @@ pub fn load(plan: &RunPlan) -> Result<Loaded> {
         .column(REP_ID)?
         .as_materialized_series()
         .clone();
-    if known.len() as u64 > crate::metrics::selling_time::MAX_REPS {
+    if known.len() as u64 > MAX_REPS {
         return Err(Error::config(format!(
-            "reps: {} accepted reps in {}; a run numbers at most {} (split the reps into several pipelines)",
+            "reps: {} accepted reps in {}; a run numbers at most {MAX_REPS} (split the reps into several pipelines)",
             known.len(),
             reps.uri,
-            crate::metrics::selling_time::MAX_REPS
         ))
         .into());
     }

@@ -42,6 +42,7 @@ use crate::columns::{
 };
 use crate::io::scan::{local_midnight, to_local_date, utc_datetime};
 use crate::metrics::entities::with_team_on;
+use crate::metrics::is_won;
 use crate::metrics::levels::{by_levels, cents, count_i64, pct};
 use crate::metrics::periods::{PeriodFrames, date_lit};
 
@@ -212,7 +213,7 @@ pub fn expected_closes(versions: LazyFrame, deals: LazyFrame, segments: LazyFram
         col(CREATED_AT),
         col(CREATED_DATE),
         col(STATUS).neq(lit("open")).alias(NOT_OPEN),
-        col(STATUS).eq(lit("won")).alias(WON),
+        is_won().alias(WON),
         col(STATUS).eq(lit("lost")).alias(LOST),
         col(CLOSED_DATE),
         col(AMOUNT),
