@@ -455,6 +455,10 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
             return Err(e.context("reading the inputs"));
         }
     };
+    debug!(
+        ms = t.elapsed().as_millis() as u64,
+        "inputs read and checked"
+    );
     let staged_results = results.split_off(results.len() - n_staged);
     let earliest = match window {
         Some(_) => results.pop().map(|df| date_of(&df)).transpose()?.flatten(),
@@ -708,25 +712,45 @@ impl StagedRequests {
         };
         let follow = (0..self.parts)
             .map(|k| {
+                let t = Instant::now();
                 let rows = LazyFrame::scan_parquet(
                     PlRefPath::new(part_path(&self.dir, k).as_str()),
                     Default::default(),
                 )?;
-                Ok(lead_response_time::collect_follow_ups(rows, owners.clone())?.lazy())
+                let part = lead_response_time::collect_follow_ups(rows, owners.clone())?;
+                debug!(
+                    part = k,
+                    rows = part.height(),
+                    ms = t.elapsed().as_millis() as u64,
+                    "follow-ups of a part"
+                );
+                Ok(part.lazy())
             })
             .collect::<PolarsResult<Vec<_>>>()?;
         let follow = concat(follow, UnionArgs::default())?;
+        let t = Instant::now();
         let first = self
             .src
             .first_touches()
             .collect_with_engine(Engine::Streaming)?
-            .unwrap_single()
-            .lazy();
-        Ok(self
+            .unwrap_single();
+        debug!(
+            rows = first.height(),
+            ms = t.elapsed().as_millis() as u64,
+            "first touches"
+        );
+        let t = Instant::now();
+        let requests = self
             .src
-            .assemble(first, follow, prepared.dims.segments.clone())?
+            .assemble(first.lazy(), follow, prepared.dims.segments.clone())?
             .collect_with_engine(Engine::Streaming)?
-            .unwrap_single())
+            .unwrap_single();
+        debug!(
+            rows = requests.height(),
+            ms = t.elapsed().as_millis() as u64,
+            "requests assembled"
+        );
+        Ok(requests)
     }
 }
 

@@ -43,7 +43,7 @@ use crate::columns::{
 use crate::io::scan::{local_midnight, to_local_date, utc_datetime};
 use crate::metrics::entities::with_team_on;
 use crate::metrics::is_won;
-use crate::metrics::levels::{by_levels, cents, count_i64, pct};
+use crate::metrics::levels::{OrderStats, by_levels_keyed, cents, count_i64, pct};
 use crate::metrics::periods::{PeriodFrames, date_lit};
 
 /// Output columns after the shared ones.
@@ -316,13 +316,14 @@ pub fn deal_slippage(
         sum("__slipped", DEALS_SLIPPED),
         cents(col("__slipped_amount").sum()).alias(SLIPPED_AMOUNT),
         col("__slip_days").mean().alias(AVG_SLIP_DAYS),
-        // Over the slipped deals only: with nulls polars sorts each group to find a median.
-        col("__slip_days")
-            .drop_nulls()
-            .median()
-            .alias(MEDIAN_SLIP_DAYS),
         sum("__pushes", CLOSE_DATE_PUSHES),
     ];
+    // Over the slipped deals only: with nulls polars sorts each group to find a median.
+    let median = [col("__slip_days").median().alias(MEDIAN_SLIP_DAYS)];
+    let order_stats = OrderStats {
+        filter: col("__slip_days").is_not_null(),
+        aggs: &median,
+    };
     let zero = [
         DEALS_EXPECTED,
         DEALS_DUE,
@@ -333,7 +334,7 @@ pub fn deal_slippage(
         SLIPPED_AMOUNT,
         CLOSE_DATE_PUSHES,
     ];
-    let rows = by_levels(events, periods, &aggs, &zero)?
+    let rows = by_levels_keyed(events, periods, &aggs, Some(&order_stats), &zero, None)?
         .with_column(pct(col(DEALS_SLIPPED), col(DEALS_DUE)).alias(SLIPPAGE_RATE_PCT));
     Ok(if has_history {
         rows
@@ -375,7 +376,7 @@ mod tests {
         as_of: &str,
     ) -> PolarsResult<DataFrame> {
         let accepted = Accepted {
-            reps: Some(reps(&[("R1", "T1")])),
+            reps: Some(reps(&[("R1", "T1"), ("R2", "T1")])),
             reps_have_team: true,
             deals: Some(deals),
             deal_history: history,
@@ -550,7 +551,10 @@ mod tests {
         //  D4 open, E Mar 5: slipped to the as-of date, 15 days, amount 700.
         //  D5 open, E Mar 25: after the as-of date, in the cohort but not due.
         //  D6 won Feb 27, E Mar 10: closed before March: not in the cohort at all.
-        // due 4, on time 2 (1 won, 1 lost), slipped 2 (700 + 300), rate 50 %, avg 8.5 days.
+        // R1: due 4, on time 2 (1 won, 1 lost), slipped 2 (700 + 300), rate 50 %, avg and
+        // median 8.5 days.
+        //  D7 (R2) won Mar 5, E Mar 10: on time; R2 slipped nothing, so no average or median.
+        // Team and company: due 5, on time 3, rate 40 %.
         let deals = deals_expected(&[
             (
                 "D1",
@@ -606,6 +610,15 @@ mod tests {
                 "2024-03-10",
                 50.0,
             ),
+            (
+                "D7",
+                "R2",
+                "2024-02-01T00:00:00Z",
+                "won",
+                Some("2024-03-05"),
+                "2024-03-10",
+                400.0,
+            ),
         ]);
         let out = run(
             deals,
@@ -619,9 +632,10 @@ mod tests {
         assert_eq!(
             rows(&out, &COLS),
             [
-                "2024-03|company|-|5|4|2|1|1|2|1000.00|50.00|8.50|8.50|-",
-                "2024-03|team|-|5|4|2|1|1|2|1000.00|50.00|8.50|8.50|-",
+                "2024-03|company|-|6|5|3|2|1|2|1000.00|40.00|8.50|8.50|-",
+                "2024-03|team|-|6|5|3|2|1|2|1000.00|40.00|8.50|8.50|-",
                 "2024-03|rep|R1|5|4|2|1|1|2|1000.00|50.00|8.50|8.50|-",
+                "2024-03|rep|R2|1|1|1|1|0|0|0.00|0.00|-|-|-",
             ]
         );
         Ok(())

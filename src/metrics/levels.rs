@@ -32,17 +32,30 @@ pub fn by_levels(
     aggs: &[Expr],
     zero_fill: &[&str],
 ) -> PolarsResult<LazyFrame> {
-    by_levels_keyed(events, periods, aggs, zero_fill, None)
+    by_levels_keyed(events, periods, aggs, None, zero_fill, None)
+}
+
+/// Order statistics (median, quantile) of [`by_levels_keyed`]: aggregations over the events
+/// that `filter` keeps, e.g. those with a value.
+///
+/// Polars' streaming engine has no median or quantile, so a group-by with one runs in memory,
+/// and there every other aggregation gathers its group's values by index too. Apart, the
+/// sums and counts stream, and the in-memory group-by holds only the rows that `filter`
+/// keeps; the two are joined on the group key.
+pub struct OrderStats<'a> {
+    pub filter: Expr,
+    pub aggs: &'a [Expr],
 }
 
 /// [`by_levels`] with one more grouping key, e.g. `response_kind`: `key.0` names an events
 /// column holding each event's index (u32, below 256) into the values `key.1`, and the output
 /// column of that name holds the value itself. The company row exists once per period and
-/// value.
+/// value. `order_stats` are null for a group with no event its filter keeps.
 pub fn by_levels_keyed(
     events: LazyFrame,
     periods: &PeriodFrames,
     aggs: &[Expr],
+    order_stats: Option<&OrderStats>,
     zero_fill: &[&str],
     key: Option<(&str, &[&str])>,
 ) -> PolarsResult<LazyFrame> {
@@ -60,11 +73,20 @@ pub fn by_levels_keyed(
             Some(c) => events.clone().filter(col(c).is_not_null()),
             None => events.clone(),
         };
-        grouped
-            .group_by([group_key(code, key)])
-            .agg(aggs)
-            .with_columns(ungroup(code, key))
-            .drop(cols([GROUP]))
+        let mut rows = grouped.clone().group_by([group_key(code, key)]).agg(aggs);
+        if let Some(o) = order_stats {
+            let stats = grouped
+                .filter(o.filter.clone())
+                .group_by([group_key(code, key)])
+                .agg(o.aggs);
+            rows = rows.join(
+                stats,
+                [col(GROUP)],
+                [col(GROUP)],
+                JoinArgs::new(JoinType::Left),
+            );
+        }
+        rows.with_columns(ungroup(code, key)).drop(cols([GROUP]))
     };
     // An event with no rep (an unowned, unanswered lead) or no team counts in the company row only.
     let rep = level(Some(REP_CODE)).with_column(lit(REP).alias(LEVEL));
@@ -97,7 +119,7 @@ pub fn by_levels_keyed(
 /// The packed group key of [`by_levels_keyed`].
 const GROUP: &str = "__group";
 /// Added to `period_idx` so the key's period part is never negative.
-const PERIOD_OFFSET: i64 = 1 << 23;
+pub(crate) const PERIOD_OFFSET: i64 = 1 << 23;
 const PERIOD_SHIFT: u64 = 1 << 40;
 const CODE_SHIFT: u64 = 1 << 8;
 
