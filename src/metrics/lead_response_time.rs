@@ -82,14 +82,24 @@ fn is_inbound() -> Expr {
 /// `leads`: `lead_id`, `rep_id` (nullable), `created_at`; `activities`: `activity_id`,
 /// `rep_id`, `lead_id`, `direction` (lower case), `started_at`.
 pub fn first_touch_requests(leads: LazyFrame, activities: LazyFrame) -> LazyFrame {
-    let outbound = activities
+    first_touches_of(leads, touches(activities))
+}
+
+/// The outbound activities on a lead, as [`first_touches_of`] reads them: `lead_id`,
+/// `started_at`, `__responder` (the activity's rep), `activity_id`.
+pub fn touches(activities: LazyFrame) -> LazyFrame {
+    activities
         .filter(is_outbound().and(col(LEAD_ID).is_not_null()))
         .select([
             col(LEAD_ID),
             col(STARTED_AT),
             col(REP_ID).alias("__responder"),
             col(ACTIVITY_ID),
-        ]);
+        ])
+}
+
+/// [`first_touch_requests`] from the [`touches`] of the activities.
+pub fn first_touches_of(leads: LazyFrame, outbound: LazyFrame) -> LazyFrame {
     let first = leads
         .clone()
         .select([col(LEAD_ID), col(CREATED_AT)])

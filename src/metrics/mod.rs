@@ -177,6 +177,17 @@ impl RequestSources {
         lead_response_time::first_touch_requests(self.leads.clone(), self.activities.clone())
     }
 
+    /// The outbound activities on a lead ([`lead_response_time::touches`]), which
+    /// [`RequestSources::first_touches_of`] reads.
+    pub fn touches(&self) -> LazyFrame {
+        lead_response_time::touches(self.activities.clone())
+    }
+
+    /// [`RequestSources::first_touches`] from `touches` ([`RequestSources::touches`]).
+    pub fn first_touches_of(&self, touches: LazyFrame) -> LazyFrame {
+        lead_response_time::first_touches_of(self.leads.clone(), touches)
+    }
+
     /// Both kinds of request, assembled ([`RequestSources::assemble`]), with the follow-ups
     /// in `order`; and the follow-ups' [`lead_response_time::FollowUps::shared_hash`] check.
     pub fn requests(
