@@ -142,7 +142,7 @@ fn base_key(key: Option<(&str, &[&str])>) -> Expr {
 /// Each level's grouping as one u64: `period_idx` + 2^23 in the top 24 bits, the entity's
 /// code (u32) below it, the extra key's index in the low 8 bits; from [`base_key`]'s column.
 /// Polars' group-by has a fast path for one integer key; with several keys, or text ones, it
-/// row-encodes every row's keys and hashes them as bytes (measured: see the README).
+/// row-encodes every row's keys and hashes them as bytes (measured: see `docs/performance.md`).
 fn group_key(code: Option<&str>) -> Expr {
     match code {
         Some(c) => col(BASE) + col(c).cast(DataType::UInt64) * lit(CODE_SHIFT),
