@@ -24,7 +24,7 @@ use crate::columns::{
     SELLING_TIME_PCT, TEAM_CODE, TEAM_ID, TOTAL_MINUTES, UNCLASSIFIED_MINUTES,
 };
 use crate::metrics::entities::{SEG_FIRST_DAY, SEG_LAST_DAY, with_segment_days, with_team_on_by};
-use crate::metrics::levels::{PERIOD_OFFSET, by_levels, concat_diagonal, pct};
+use crate::metrics::levels::{by_levels, concat_diagonal, distinct_period_codes, pct};
 use crate::metrics::periods::PeriodFrames;
 
 pub const COLUMNS: [&str; 7] = [
@@ -228,8 +228,6 @@ fn weekdays_between(from: Expr, to: Expr) -> Expr {
     before(to + lit(1)) - before(from)
 }
 
-const PERIOD_REP: &str = "__period_rep";
-
 /// Micro-minutes per minute: the integer unit [`daily`] sums in.
 const MICRO_MINUTES: f64 = 1e6;
 
@@ -262,37 +260,16 @@ pub fn selling_time(
             // the rep's team that day: per team segment overlapping the period, its weekdays
             // counted by arithmetic (a few rows per rep and period, not one per weekday).
             let days = |c: &str| col(c).cast(DataType::Int32);
-            // Distinct (period, rep) as one integer: on two columns polars row-encodes every
-            // row's keys and hashes them as bytes (a fifth of this table at 50 M activities).
-            let period_rep = (col(PERIOD_IDX).cast(DataType::Int64) + lit(PERIOD_OFFSET))
-                .cast(DataType::UInt64)
-                * lit(1u64 << 32)
-                + col(REP_CODE).cast(DataType::UInt64);
-            let with_periods = events
-                .clone()
-                .select([period_rep.alias(PERIOD_REP)])
-                .unique(None, UniqueKeepStrategy::Any)
-                .select([
-                    (col(PERIOD_REP)
-                        .floor_div(lit(1u64 << 32))
-                        .cast(DataType::Int64)
-                        - lit(PERIOD_OFFSET))
-                    .cast(DataType::Int32)
-                    .alias(PERIOD_IDX),
-                    (col(PERIOD_REP) % lit(1u64 << 32))
-                        .cast(DataType::UInt32)
-                        .alias(REP_CODE),
-                ])
-                .join(
-                    periods.periods.clone().select([
-                        col(PERIOD_IDX),
-                        days(PERIOD_START).alias("__p_start"),
-                        days(PERIOD_END).alias("__p_end"),
-                    ]),
-                    [col(PERIOD_IDX)],
-                    [col(PERIOD_IDX)],
-                    JoinArgs::new(JoinType::Inner),
-                );
+            let with_periods = distinct_period_codes(events.clone(), REP_CODE).join(
+                periods.periods.clone().select([
+                    col(PERIOD_IDX),
+                    days(PERIOD_START).alias("__p_start"),
+                    days(PERIOD_END).alias("__p_end"),
+                ]),
+                [col(PERIOD_IDX)],
+                [col(PERIOD_IDX)],
+                JoinArgs::new(JoinType::Inner),
+            );
             let capacity = with_segment_days(with_periods, segments, REP_CODE, &[TEAM_CODE])
                 .with_columns([
                     polars::lazy::dsl::max_horizontal([col("__p_start"), col(SEG_FIRST_DAY)])?
