@@ -680,7 +680,7 @@ impl StagedRequests {
         for k in 0..parts {
             plans.push(staged(src.follow_up_rows(k, parts), &part_path(&dir, k))?);
         }
-        plans.push(staged(src.touches(), &touches_path(&dir))?);
+        plans.push(staged(src.touches(), &temp_path(&dir, "touches.parquet"))?);
         Ok(StagedRequests {
             src,
             parts,
@@ -700,10 +700,7 @@ impl StagedRequests {
         let follow = (0..self.parts)
             .map(|k| {
                 let t = Instant::now();
-                let rows = LazyFrame::scan_parquet(
-                    PlRefPath::new(part_path(&self.dir, k).as_str()),
-                    Default::default(),
-                )?;
+                let rows = read_staged(&part_path(&self.dir, k))?;
                 let part = lead_response_time::collect_follow_ups(rows, owners.clone())?;
                 debug!(
                     part = k,
@@ -716,10 +713,7 @@ impl StagedRequests {
             .collect::<PolarsResult<Vec<_>>>()?;
         let follow = concat(follow, UnionArgs::default())?;
         let t = Instant::now();
-        let touches = LazyFrame::scan_parquet(
-            PlRefPath::new(touches_path(&self.dir).as_str()),
-            Default::default(),
-        )?;
+        let touches = read_staged(&temp_path(&self.dir, "touches.parquet"))?;
         let first = self
             .src
             .first_touches_of(touches)
@@ -749,17 +743,16 @@ impl StagedRequests {
 const FOLLOW_UP_ROW_GROUP: usize = 256 * 1024;
 
 fn part_path(dir: &tempfile::TempDir, k: u64) -> String {
-    dir.path()
-        .join(format!("follow_ups_{k}.parquet"))
-        .to_string_lossy()
-        .into_owned()
+    temp_path(dir, &format!("follow_ups_{k}.parquet"))
 }
 
-fn touches_path(dir: &tempfile::TempDir) -> String {
-    dir.path()
-        .join("touches.parquet")
-        .to_string_lossy()
-        .into_owned()
+fn temp_path(dir: &tempfile::TempDir, name: &str) -> String {
+    dir.path().join(name).to_string_lossy().into_owned()
+}
+
+/// A file written by [`staged`], read back.
+fn read_staged(path: &str) -> PolarsResult<LazyFrame> {
+    LazyFrame::scan_parquet(PlRefPath::new(path), Default::default())
 }
 
 /// `rows` written to a Parquet file at `path` as they come, for [`StagedRequests::finish`].
