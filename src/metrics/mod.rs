@@ -21,7 +21,7 @@ use chrono::NaiveDate;
 use chrono_tz::Tz;
 use polars::prelude::*;
 
-use crate::calendar::{Calendar, Period};
+use crate::calendar::{Calendar, Grain, Period};
 use crate::columns::{
     ACTIVITY_ID, ACTIVITY_TYPE, AMOUNT, ATTAINMENT_PCT, AVG_DEAL_SIZE, BOOKINGS, CHANGED_AT,
     CLOSED_AT, CLOSED_DATE, CREATED_AT, CREATED_DATE, DATE, DEAL_CODE, DEAL_ID, DEALS_DUE,
@@ -151,11 +151,14 @@ pub struct Prepared {
     /// What `requests` is computed from, for computing it in executions of its own
     /// ([`Prepared::take_request_sources`]).
     request_sources: Option<RequestSources>,
-    /// Logged minutes per rep and day ([`selling_time::daily`]).
+    /// Logged minutes per rep and day, or per rep and longer bucket ([`selling_time::daily`]).
     pub daily_minutes: Option<LazyFrame>,
     /// Distinct activity types that no selling-time list names: `activity_type`.
     pub unclassified: Option<LazyFrame>,
     pub calendar: Calendar,
+    /// The grains the tables may ask for: the minutes per rep are summed in buckets that lie
+    /// in one period of each ([`selling_time::daily`]).
+    grains: Vec<Grain>,
     pub reporting: Tz,
     pub settings: Settings,
 }
@@ -253,6 +256,7 @@ impl Prepared {
         as_of: NaiveDate,
         reporting: Tz,
         calendar: Calendar,
+        grains: &[Grain],
         settings: Settings,
     ) -> Result<Prepared, Error> {
         let reps = a
@@ -377,7 +381,7 @@ impl Prepared {
         };
         let classified = activities.clone().map(|acts| {
             let with_role = acts.join(
-                roles,
+                selling_time::with_coarse(roles, a.memberships.clone(), grains),
                 [col(REP_ID)],
                 [col(REP_ID)],
                 JoinArgs::new(JoinType::Left),
@@ -386,7 +390,7 @@ impl Prepared {
         });
         let daily_minutes = classified
             .clone()
-            .map(|c| selling_time::daily(c, segments.clone()));
+            .map(|c| selling_time::daily(c, segments.clone(), grains));
         let unclassified = classified.map(|c| {
             c.filter(col(selling_time::CATEGORY).eq(lit(selling_time::UNCLASSIFIED)))
                 .select([col(ACTIVITY_TYPE)])
@@ -411,6 +415,7 @@ impl Prepared {
             daily_minutes,
             unclassified,
             calendar,
+            grains: grains.to_vec(),
             reporting,
             settings,
         })
@@ -531,6 +536,9 @@ impl Prepared {
     /// The finished table of `id` for `periods` (one grain, consecutive periods); for the
     /// scorecard use [`Prepared::scorecard`].
     pub fn table(&self, id: MetricId, periods: &[Period]) -> PolarsResult<LazyFrame> {
+        if let Some(p) = periods.iter().find(|p| !self.grains.contains(&p.grain)) {
+            polars_bail!(ComputeError: "the inputs were prepared without the grain {}", p.grain.name());
+        }
         let pf = PeriodFrames::new(periods, self.dims.as_of)?;
         let rows = self.rows(id, &pf)?;
         let mut dims = self.dims.clone();

@@ -212,6 +212,7 @@ pub fn prepare(accepted: crate::metrics::Accepted, as_of: &str) -> crate::metric
         d(as_of),
         chrono_tz::UTC,
         Calendar::new(1).expect("calendar"),
+        &crate::calendar::Grain::ALL,
         crate::metrics::Settings::default(),
     )
     .expect("prepared")
@@ -379,6 +380,7 @@ pub fn prepare_with(
         d(as_of),
         tz,
         Calendar::new(1).expect("calendar"),
+        &crate::calendar::Grain::ALL,
         settings,
     )
     .expect("prepared")
