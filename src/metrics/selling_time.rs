@@ -587,7 +587,9 @@ mod tests {
         // AE1 stays in T1; AE2 moves T1 -> T2 on Wednesday 2024-02-14, inside a month and a
         // week: its minutes stay per day. AE3 moves on Friday 2024-03-01, the first day of a
         // month and so of a bucket with or without weeks: its minutes are summed per bucket,
-        // each bucket in one team. Rep codes follow the reps' order, team codes the ids'.
+        // each bucket in one team. AE4 is in T2 from 2024-01-01, a bucket's start, until
+        // Wednesday 2024-02-14, then in its own T1 again: per day too. Rep codes follow the
+        // reps' order, team codes the ids'.
         let call = |id, rep, at, minutes| act(id, rep, "call", at, Some(minutes));
         let acts = activities(&[
             call("A1", "AE1", "2024-02-05T10:00:00Z", 10.0),
@@ -599,12 +601,15 @@ mod tests {
             call("C1", "AE3", "2024-02-27T10:00:00Z", 10.0),
             call("C2", "AE3", "2024-03-01T10:00:00Z", 20.0),
             call("C3", "AE3", "2024-03-05T10:00:00Z", 40.0),
+            call("D1", "AE4", "2024-02-10T10:00:00Z", 10.0),
+            call("D2", "AE4", "2024-02-20T10:00:00Z", 20.0),
         ]);
         let a = Accepted {
             reps: Some(reps_with_roles(&[
                 ("AE1", "T1", "AE"),
                 ("AE2", "T1", "AE"),
                 ("AE3", "T1", "AE"),
+                ("AE4", "T1", "AE"),
             ])),
             reps_have_team: true,
             reps_have_role: true,
@@ -613,6 +618,7 @@ mod tests {
                 ("AE2", "T2", "2024-02-14", None),
                 ("AE3", "T1", "2024-01-01", Some("2024-03-01")),
                 ("AE3", "T2", "2024-03-01", None),
+                ("AE4", "T2", "2024-01-01", Some("2024-02-14")),
             ])),
             activities: Some(acts),
             ..Default::default()
@@ -648,10 +654,12 @@ mod tests {
             "1|2024-02-20|1|20.00",
             "1|2024-02-21|1|5.00",
         ];
+        let ae4 = ["3|2024-02-10|1|10.00", "3|2024-02-20|0|20.00"];
         let months = prepared(&[Grain::Month, Grain::Quarter]);
         let mut want = vec!["0|2024-02-01|0|30.00", "0|2024-03-01|0|30.00"];
         want.extend(ae2);
         want.extend(["2|2024-02-01|0|10.00", "2|2024-03-01|1|60.00"]);
+        want.extend(ae4);
         assert_eq!(daily(&months)?, want);
         let mut want = vec![
             "0|2024-02-05|0|10.00",
@@ -664,9 +672,11 @@ mod tests {
             "2|2024-03-01|1|20.00",
             "2|2024-03-04|1|40.00",
         ]);
+        want.extend(ae4);
         assert_eq!(daily(&prepared(&[Grain::Week, Grain::Month]))?, want);
 
-        // The tables add the buckets up: February T1 30 + 10 + 10, T2 25; March T1 30, T2 60.
+        // The tables add the buckets up: February T1 30 + 10 + 10 + 20, T2 25 + 10; March T1
+        // 30, T2 60.
         let df = months
             .table(
                 MetricId::SellingTime,
@@ -677,8 +687,8 @@ mod tests {
         assert_eq!(
             rows(&df, &["period", "team_id", TOTAL_MINUTES]),
             [
-                "2024-02|T1|50.00",
-                "2024-02|T2|25.00",
+                "2024-02|T1|70.00",
+                "2024-02|T2|35.00",
                 "2024-03|T1|30.00",
                 "2024-03|T2|60.00"
             ]
@@ -694,6 +704,126 @@ mod tests {
                 .is_err()
         );
         Ok(())
+    }
+
+    /// A day of 2024 from a generated `(kind, n)`: day n, the first of its month, or the Monday
+    /// on or before it, so that generated team changes fall on bucket starts and inside buckets.
+    fn day_of(kind: u8, n: i64) -> chrono::NaiveDate {
+        use chrono::Datelike;
+        let day = d("2024-01-01") + chrono::Days::new(n as u64);
+        match kind {
+            0 => day,
+            1 => day.with_day(1).expect("first of the month"),
+            _ => day - chrono::Days::new(u64::from(day.weekday().num_days_from_monday())),
+        }
+    }
+
+    use proptest::option;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 48,
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+        /// Each team's minutes per period, from the buckets, equal the sums of its reps'
+        /// activities on the days they were in it, counted one activity at a time; for any
+        /// grain, with or without weeks among the grains, any fiscal year start, and team
+        /// changes on and off bucket starts.
+        #[test]
+        fn team_minutes_from_buckets_equal_the_minutes_of_each_day(
+            // (rep, kind of day, day, (kind of day, days later) of the end or open, team)
+            moves in proptest::collection::vec(
+                (0usize..3, 0u8..3, 0i64..366, option::of((0u8..3, 1i64..120)), 0usize..3),
+                0..6,
+            ),
+            // (rep, day, minutes)
+            logged in proptest::collection::vec((0usize..3, 0i64..366, 1u32..100), 1..60),
+            grain in proptest::sample::select(Grain::ALL.to_vec()),
+            with_weeks in proptest::bool::ANY,
+            fiscal_start in 1u32..=12,
+        ) {
+            let reps = ["R0", "R1", "R2"];
+            let teams = ["T0", "T1", "T2"];
+            let moves: Vec<(usize, chrono::NaiveDate, Option<chrono::NaiveDate>, usize)> = moves
+                .iter()
+                .map(|&(r, kind, n, end, t)| {
+                    let from = day_of(kind, n);
+                    let to = end.map(|(k, l)| day_of(k, n + l)).filter(|to| *to > from);
+                    (r, from, to, t)
+                })
+                .collect();
+            // The covering membership that started last (ties: the later row), else T0.
+            let team_on = |r: usize, day: chrono::NaiveDate| {
+                moves
+                    .iter()
+                    .filter(|m| m.0 == r && m.1 <= day && m.2.is_none_or(|to| day < to))
+                    .max_by_key(|m| m.1)
+                    .map_or(0, |m| m.3)
+            };
+            let calendar = crate::calendar::Calendar::new(fiscal_start).expect("calendar");
+            let mut want = BTreeMap::new();
+            for &(r, n, minutes) in &logged {
+                let day = day_of(0, n);
+                let period = calendar.period_of(grain, day).label;
+                *want.entry((period, teams[team_on(r, day)])).or_insert(0u32) += minutes;
+            }
+            let want: Vec<String> = want
+                .iter()
+                .map(|((period, team), m)| format!("{period}|{team}|{m}.00"))
+                .collect();
+
+            let ids: Vec<String> = (0..logged.len()).map(|i| format!("A{i}")).collect();
+            let times: Vec<String> = logged
+                .iter()
+                .map(|l| format!("{}T12:00:00Z", day_of(0, l.1)))
+                .collect();
+            let rows_: Vec<ActivityRow> = logged
+                .iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    let minutes = Some(f64::from(l.2));
+                    let (id, at) = (ids[i].as_str(), times[i].as_str());
+                    (id, reps[l.0], None, None, "call", "outbound", at, minutes)
+                })
+                .collect();
+            let from: Vec<String> = moves.iter().map(|m| m.1.to_string()).collect();
+            let to: Vec<Option<String>> =
+                moves.iter().map(|m| m.2.map(|t| t.to_string())).collect();
+            let membership_rows: Vec<(&str, &str, &str, Option<&str>)> = moves
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (reps[m.0], teams[m.3], from[i].as_str(), to[i].as_deref()))
+                .collect();
+            let a = Accepted {
+                reps: Some(reps_with_roles(&reps.map(|r| (r, "T0", "AE")))),
+                reps_have_team: true,
+                reps_have_role: true,
+                memberships: (!moves.is_empty()).then(|| memberships(&membership_rows)),
+                activities: Some(activities(&rows_)),
+                ..Default::default()
+            };
+            let grains = match with_weeks {
+                true => vec![grain, Grain::Week],
+                false => vec![grain],
+            };
+            let p = crate::metrics::Prepared::new(
+                &a,
+                d("2025-06-30"),
+                chrono_tz::UTC,
+                calendar,
+                &grains,
+                Settings::default(),
+            )
+            .expect("prepared");
+            let periods = calendar.periods_between(grain, d("2024-01-01"), d("2024-12-31"));
+            let df = p
+                .table(MetricId::SellingTime, &periods)?
+                .filter(col("level").eq(lit("team")).and(col(TOTAL_MINUTES).gt(lit(0.0))))
+                .sort(["period", "team_id"], SortMultipleOptions::default())
+                .collect()?;
+            proptest::prop_assert_eq!(rows(&df, &["period", "team_id", TOTAL_MINUTES]), want);
+        }
     }
 
     #[test]
