@@ -722,7 +722,7 @@ mod tests {
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig {
-            cases: 48,
+            cases: 96,
             failure_persistence: None,
             ..proptest::prelude::ProptestConfig::default()
         })]
