@@ -134,11 +134,11 @@ pub fn load(plan: &RunPlan) -> Result<Loaded> {
                 // (`selling_time::with_coarse`), and inside the inputs stage's execution polars
                 // made the activities wait for them, holding the waiting rows (50 M activities:
                 // the run's peak 3.3 -> 7.3 GiB).
-                let m = input
-                    .accepted()
-                    .collect()
+                let m = lf
+                    .map(LazyFrame::collect)
+                    .transpose()
                     .map_err(|e| read_error(input.table.name(), &input.uri, e))?;
-                accepted.memberships = Some(m.lazy());
+                accepted.memberships = m.map(DataFrame::lazy);
             }
             Table::Quotas => accepted.quotas = lf,
             Table::Deals => {
