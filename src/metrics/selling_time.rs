@@ -624,15 +624,15 @@ mod tests {
             ..Default::default()
         };
         let prepared = |grains: &[Grain]| {
-            crate::metrics::Prepared::new(
+            let calendar = crate::calendar::Calendar::new(1).expect("calendar");
+            prepare_for(
                 &a,
-                d("2024-03-31"),
+                "2024-03-31",
                 chrono_tz::UTC,
-                crate::calendar::Calendar::new(1).expect("calendar"),
+                calendar,
                 grains,
                 Settings::default(),
             )
-            .expect("prepared")
         };
         let daily = |p: &crate::metrics::Prepared| -> PolarsResult<Vec<String>> {
             let df = p
@@ -807,15 +807,7 @@ mod tests {
                 true => vec![grain, Grain::Week],
                 false => vec![grain],
             };
-            let p = crate::metrics::Prepared::new(
-                &a,
-                d("2025-06-30"),
-                chrono_tz::UTC,
-                calendar,
-                &grains,
-                Settings::default(),
-            )
-            .expect("prepared");
+            let p = prepare_for(&a, "2025-06-30", chrono_tz::UTC, calendar, &grains, Settings::default());
             let periods = calendar.periods_between(grain, d("2024-01-01"), d("2024-12-31"));
             let df = p
                 .table(MetricId::SellingTime, &periods)?

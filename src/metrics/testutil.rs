@@ -207,15 +207,12 @@ pub fn prepared(
 
 /// Prepared inputs from any accepted frames (UTC, calendar year, default settings, all metrics).
 pub fn prepare(accepted: crate::metrics::Accepted, as_of: &str) -> crate::metrics::Prepared {
-    crate::metrics::Prepared::new(
-        &accepted,
-        d(as_of),
+    prepare_with(
+        accepted,
+        as_of,
         chrono_tz::UTC,
-        Calendar::new(1).expect("calendar"),
-        &crate::calendar::Grain::ALL,
         crate::metrics::Settings::default(),
     )
-    .expect("prepared")
 }
 
 /// Deals with their own expected close date:
@@ -375,13 +372,26 @@ pub fn prepare_with(
     tz: chrono_tz::Tz,
     settings: crate::metrics::Settings,
 ) -> crate::metrics::Prepared {
-    crate::metrics::Prepared::new(
+    prepare_for(
         &accepted,
-        d(as_of),
+        as_of,
         tz,
         Calendar::new(1).expect("calendar"),
         &crate::calendar::Grain::ALL,
         settings,
     )
-    .expect("prepared")
+}
+
+/// Like [`prepare_with`], with the calendar and the grains the tables may ask for of the
+/// test's choice too.
+pub fn prepare_for(
+    accepted: &crate::metrics::Accepted,
+    as_of: &str,
+    tz: chrono_tz::Tz,
+    calendar: Calendar,
+    grains: &[crate::calendar::Grain],
+    settings: crate::metrics::Settings,
+) -> crate::metrics::Prepared {
+    crate::metrics::Prepared::new(accepted, d(as_of), tz, calendar, grains, settings)
+        .expect("prepared")
 }
