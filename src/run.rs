@@ -691,7 +691,7 @@ impl StagedRequests {
         for k in 0..parts {
             plans.push(staged(src.follow_up_rows(k, parts), &part_path(&dir, k))?);
         }
-        plans.push(staged(src.touches(), &temp_path(&dir, "touches.parquet"))?);
+        plans.push(staged(src.touches(), &touches_path(&dir))?);
         Ok(StagedRequests {
             src,
             parts,
@@ -724,7 +724,7 @@ impl StagedRequests {
             .collect::<PolarsResult<Vec<_>>>()?;
         let follow = concat(follow, UnionArgs::default())?;
         let t = Instant::now();
-        let touches = read_staged(&temp_path(&self.dir, "touches.parquet"))?;
+        let touches = read_staged(&touches_path(&self.dir))?;
         let first = self
             .src
             .first_touches_of(touches)
@@ -755,6 +755,11 @@ const FOLLOW_UP_ROW_GROUP: usize = 256 * 1024;
 
 fn part_path(dir: &tempfile::TempDir, k: u64) -> String {
     temp_path(dir, &format!("follow_ups_{k}.parquet"))
+}
+
+/// Where [`StagedRequests`] writes the outbound activities on a lead, and reads them back.
+fn touches_path(dir: &tempfile::TempDir) -> String {
+    temp_path(dir, "touches.parquet")
 }
 
 fn temp_path(dir: &tempfile::TempDir, name: &str) -> String {

@@ -807,7 +807,8 @@ mod tests {
                 true => vec![grain, Grain::Week],
                 false => vec![grain],
             };
-            let p = prepare_for(&a, "2025-06-30", chrono_tz::UTC, calendar, &grains, Settings::default());
+            let settings = Settings::default();
+            let p = prepare_for(&a, "2025-06-30", chrono_tz::UTC, calendar, &grains, settings);
             let periods = calendar.periods_between(grain, d("2024-01-01"), d("2024-12-31"));
             let df = p
                 .table(MetricId::SellingTime, &periods)?
