@@ -202,6 +202,19 @@ pub fn follow_up_part(rows: LazyFrame, k: u64, n: u64) -> LazyFrame {
     rows.filter((col(DEAL_HASH) % lit(n)).eq(lit(k)))
 }
 
+/// The deal `owners` (`deal_id`, `rep_id`) with the hash that splits them into parts as
+/// [`follow_up_part`] splits the rows, for [`owners_of_part`].
+pub fn owners_to_split(owners: LazyFrame) -> LazyFrame {
+    owners.with_column(text_hash(col(DEAL_ID)).alias(DEAL_HASH))
+}
+
+/// The owners of the deals in part `k` of `n` ([`follow_up_part`]), from
+/// [`owners_to_split`]: all that part's requests can meet. (At 50 M activities, joining each
+/// of 4 parts' requests with all 5 M owners took ~0.8 s of the part's ~3.2 s.)
+pub fn owners_of_part(owners: LazyFrame, k: u64, n: u64) -> LazyFrame {
+    follow_up_part(owners, k, n).drop(cols([DEAL_HASH]))
+}
+
 /// Follow-up requests, as [`follow_up_requests`], from [`follow_up_rows`] (or some parts of
 /// them, whole deals each).
 pub fn follow_ups_of_rows(
