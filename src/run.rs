@@ -615,13 +615,21 @@ fn compute_tables(
         .collect();
     if plan.metrics.contains(&MetricId::RepScorecard) {
         let t = Instant::now();
+        let mut scorecards = Vec::new();
         for (g, ps) in periods {
             let done: Vec<(MetricId, DataFrame)> = computed
                 .iter()
                 .filter(|(cg, _, _)| cg == g)
                 .map(|(_, m, df)| (*m, df.clone()))
                 .collect();
-            let df = prepared.scorecard(ps, &done)?.collect()?;
+            scorecards.push(prepared.scorecard(ps, &done)?);
+        }
+        // Every grain's scorecard in one streaming execution (large: 1.2-1.3 s one grain at a
+        // time in memory).
+        let scorecards = collect_all(scorecards, Engine::Streaming)
+            .map_err(anyhow::Error::from)
+            .context("computing the scorecards")?;
+        for ((g, _), df) in periods.iter().zip(scorecards) {
             computed.push((*g, MetricId::RepScorecard, df));
         }
         timings.insert("scorecard".to_string(), t.elapsed().as_millis());
