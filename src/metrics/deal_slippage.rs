@@ -43,7 +43,7 @@ use crate::columns::{
 use crate::io::scan::{local_midnight, to_local_date, utc_datetime};
 use crate::metrics::entities::with_team_on;
 use crate::metrics::is_won;
-use crate::metrics::levels::{OrderStats, by_levels_keyed, cents, count_i64, pct};
+use crate::metrics::levels::{OrderStats, by_levels_keyed, cents, concat_diagonal, count_i64, pct};
 use crate::metrics::periods::{PeriodFrames, date_lit};
 
 /// Output columns after the shared ones.
@@ -65,8 +65,9 @@ const E: &str = "__expected";
 const FROM: &str = "__from";
 const TO: &str = "__to";
 
-/// Expected-close-date versions: `deal_id`, `__expected` (Date), `__from`, `__to` (UTC
-/// instants; null = open).
+/// Expected-close-date versions, each with its deal's columns: the columns of `deals`, then
+/// `__expected` (Date), `__from`, `__to` (UTC instants; null = open). Versions of deals not in
+/// `deals` drop out.
 ///
 /// `changes`: `deal_id`, `changed_at`, `old_value`, `new_value` (Dates), `source_row`, already
 /// limited to `field = expected_close_date`; `as_of_end`: changes after it do not count.
@@ -76,13 +77,19 @@ pub fn versions(
     as_of: NaiveDate,
     tz: Tz,
 ) -> PolarsResult<LazyFrame> {
-    let Some(changes) = changes else {
-        return Ok(deals.select([
-            col(DEAL_ID),
+    // A deal without history has one version, its own expected date, and its row is at hand:
+    // only the versions from the history are joined with the deals. (Every version joined
+    // with the deals on the id's text: the expected closes took 2.8-3.2 s at 5 M deals, this
+    // way 2.4-2.9 s.)
+    let unchanged = |d: LazyFrame| {
+        d.with_columns([
             col(EXPECTED_CLOSE_DATE).alias(E),
             lit(NULL).cast(utc_datetime()).alias(FROM),
             lit(NULL).cast(utc_datetime()).alias(TO),
-        ]));
+        ])
+    };
+    let Some(changes) = changes else {
+        return Ok(unchanged(deals));
     };
     // Each deal's changes contiguous and in order; numbered, so "first of a deal" is a
     // reduction (`min_by`) and "next of the same deal" a plain shift, not a per-deal sort or
@@ -130,22 +137,23 @@ pub fn versions(
     )?
     // Read twice: as rows, and for the deals that have a history.
     .cache();
-    let without_history = deals
-        .select([col(DEAL_ID), col(EXPECTED_CLOSE_DATE).alias(E)])
-        .join(
+    let changed = with_history.clone().join(
+        deals.clone(),
+        [col(DEAL_ID)],
+        [col(DEAL_ID)],
+        JoinArgs::new(JoinType::Inner),
+    );
+    let without_history = unchanged(
+        deals.join(
             with_history
-                .clone()
                 .select([col(DEAL_ID)])
                 .unique(None, UniqueKeepStrategy::Any),
             [col(DEAL_ID)],
             [col(DEAL_ID)],
             JoinArgs::new(JoinType::Anti),
-        )
-        .with_columns([
-            lit(NULL).cast(utc_datetime()).alias(FROM),
-            lit(NULL).cast(utc_datetime()).alias(TO),
-        ]);
-    concat([with_history, without_history], UnionArgs::default())
+        ),
+    );
+    concat_diagonal([changed, without_history])
 }
 
 /// Every change of an expected close date to a later date, made by the as-of date:
@@ -195,16 +203,12 @@ fn pushes(push_dates: LazyFrame, periods: &PeriodFrames) -> LazyFrame {
 /// stage (at 500 k deals 40 MiB, 52 MiB with the text and every deal column), and the pushes
 /// join on one integer instead of the id's text and the period.
 ///
-/// `deals`: as of T (`deal_id`, [`DEAL_CODE`], `rep_id`, `created_at`, `created_date`,
-/// `status`, `closed_date`, `expected_close_date`, `amount`); `segments` from
-/// [`crate::metrics::entities::team_segments`] with [`crate::metrics::entities::Codes`].
-pub fn expected_closes(versions: LazyFrame, deals: LazyFrame, segments: LazyFrame) -> LazyFrame {
-    let dated = versions.filter(col(E).is_not_null()).join(
-        deals,
-        [col(DEAL_ID)],
-        [col(DEAL_ID)],
-        JoinArgs::new(JoinType::Inner),
-    );
+/// `versions` from [`versions`] of deals as of T (`deal_id`, [`DEAL_CODE`], `rep_id`,
+/// `created_at`, `created_date`, `status`, `closed_date`, `expected_close_date`, `amount`);
+/// `segments` from [`crate::metrics::entities::team_segments`] with
+/// [`crate::metrics::entities::Codes`].
+pub fn expected_closes(versions: LazyFrame, segments: LazyFrame) -> LazyFrame {
+    let dated = versions.filter(col(E).is_not_null());
     with_team_on(dated, E, segments).select([
         col(DEAL_CODE),
         col(E),

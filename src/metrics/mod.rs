@@ -356,7 +356,6 @@ impl Prepared {
             Some(d) => Some(deal_slippage::expected_closes(
                 deal_slippage::versions(d.clone(), changes.clone(), as_of, reporting)
                     .map_err(bug)?,
-                d.clone(),
                 segments.clone(),
             )),
             None => None,
