@@ -69,8 +69,8 @@ const TO: &str = "__to";
 /// `__expected` (Date), `__from`, `__to` (UTC instants; null = open). Versions of deals not in
 /// `deals` drop out.
 ///
-/// `changes`: `deal_id`, `changed_at`, `old_value`, `new_value` (Dates), `source_row`, already
-/// limited to `field = expected_close_date`; `as_of_end`: changes after it do not count.
+/// `deals` with [`DEAL_CODE`]; `changes` from [`coded_changes`]. Changes after `as_of` do not
+/// count.
 pub fn versions(
     deals: LazyFrame,
     changes: Option<LazyFrame>,
@@ -96,7 +96,7 @@ pub fn versions(
     // window. Cached, so both readers below share one sort (without it polars sorted twice).
     let ordered = changes
         .sort(
-            [DEAL_ID, CHANGED_AT, SOURCE_ROW],
+            [DEAL_CODE, CHANGED_AT, SOURCE_ROW],
             SortMultipleOptions::default(),
         )
         .with_row_index("__order", None)
@@ -108,30 +108,30 @@ pub fn versions(
     // in force until the first change that counts.
     let first_counted = counted
         .clone()
-        .group_by([col(DEAL_ID)])
+        .group_by([col(DEAL_CODE)])
         .agg([col(CHANGED_AT).min().alias(TO)]);
     let before_first = ordered
-        .group_by([col(DEAL_ID)])
+        .group_by([col(DEAL_CODE)])
         .agg([col(OLD_VALUE).min_by(col("__order")).alias(E)])
         .join(
             first_counted,
-            [col(DEAL_ID)],
-            [col(DEAL_ID)],
+            [col(DEAL_CODE)],
+            [col(DEAL_CODE)],
             JoinArgs::new(JoinType::Left),
         )
         .with_column(lit(NULL).cast(utc_datetime()).alias(FROM));
     let after_each = counted.with_columns([
         col(NEW_VALUE).alias(E),
         col(CHANGED_AT).alias(FROM),
-        when(col(DEAL_ID).shift(lit(-1)).eq(col(DEAL_ID)))
+        when(col(DEAL_CODE).shift(lit(-1)).eq(col(DEAL_CODE)))
             .then(col(CHANGED_AT).shift(lit(-1)))
             .otherwise(lit(NULL).cast(utc_datetime()))
             .alias(TO),
     ]);
     let with_history = concat(
         [
-            before_first.select([col(DEAL_ID), col(E), col(FROM), col(TO)]),
-            after_each.select([col(DEAL_ID), col(E), col(FROM), col(TO)]),
+            before_first.select([col(DEAL_CODE), col(E), col(FROM), col(TO)]),
+            after_each.select([col(DEAL_CODE), col(E), col(FROM), col(TO)]),
         ],
         UnionArgs::default(),
     )?
@@ -139,40 +139,59 @@ pub fn versions(
     .cache();
     let changed = with_history.clone().join(
         deals.clone(),
-        [col(DEAL_ID)],
-        [col(DEAL_ID)],
+        [col(DEAL_CODE)],
+        [col(DEAL_CODE)],
         JoinArgs::new(JoinType::Inner),
     );
     let without_history = unchanged(
         deals.join(
             with_history
-                .select([col(DEAL_ID)])
+                .select([col(DEAL_CODE)])
                 .unique(None, UniqueKeepStrategy::Any),
-            [col(DEAL_ID)],
-            [col(DEAL_ID)],
+            [col(DEAL_CODE)],
+            [col(DEAL_CODE)],
             JoinArgs::new(JoinType::Anti),
         ),
     );
     concat_diagonal([changed, without_history])
 }
 
-/// Every change of an expected close date to a later date, made by the as-of date:
-/// `__deal_code` (the deal's [`DEAL_CODE`] in `deals`) and `__changed_date` (reporting time
-/// zone). The same for every grain, so built once before the grains; changes to deals not
-/// in `deals` drop out, as they have no version to count against.
+/// The history's changes of the deals in `deals`, with the deal's [`DEAL_CODE`] instead of
+/// its id: `__deal_code`, `changed_at`, `old_value`, `new_value`, `source_row`. The one join on
+/// the deal id's text; [`versions`] and [`push_dates`] then sort, group and join integers (at
+/// 5 M deals the two took 2.8-3.1 s with the id's text, 2.4-2.5 s so). Changes to deals not in
+/// `deals` drop out: they have no version to count against. Cached: both read it.
 ///
-/// `changes` as for [`versions`]; `deals` with `deal_id` and [`DEAL_CODE`].
-pub fn push_dates(changes: LazyFrame, deals: LazyFrame, as_of: NaiveDate, tz: Tz) -> LazyFrame {
+/// `changes`: `deal_id`, `changed_at`, `old_value`, `new_value` (Dates), `source_row`, already
+/// limited to `field = expected_close_date`; `deals` with `deal_id` and [`DEAL_CODE`].
+pub fn coded_changes(changes: LazyFrame, deals: LazyFrame) -> LazyFrame {
     changes
-        .filter(col(NEW_VALUE).gt(col(OLD_VALUE)).fill_null(lit(false)))
-        .with_column(to_local_date(col(CHANGED_AT), tz).alias(CHANGED_DATE))
-        .filter(col(CHANGED_DATE).lt_eq(date_lit(as_of)))
         .join(
             deals.select([col(DEAL_ID), col(DEAL_CODE)]),
             [col(DEAL_ID)],
             [col(DEAL_ID)],
             JoinArgs::new(JoinType::Inner),
         )
+        .select([
+            col(DEAL_CODE),
+            col(CHANGED_AT),
+            col(OLD_VALUE),
+            col(NEW_VALUE),
+            col(SOURCE_ROW),
+        ])
+        .cache()
+}
+
+/// Every change of an expected close date to a later date, made by the as-of date:
+/// `__deal_code` and `__changed_date` (reporting time zone). The same for every grain, so
+/// built once before the grains.
+///
+/// `changes` from [`coded_changes`].
+pub fn push_dates(changes: LazyFrame, as_of: NaiveDate, tz: Tz) -> LazyFrame {
+    changes
+        .filter(col(NEW_VALUE).gt(col(OLD_VALUE)).fill_null(lit(false)))
+        .with_column(to_local_date(col(CHANGED_AT), tz).alias(CHANGED_DATE))
+        .filter(col(CHANGED_DATE).lt_eq(date_lit(as_of)))
         .select([col(DEAL_CODE), col(CHANGED_DATE)])
 }
 

@@ -319,7 +319,6 @@ impl Prepared {
                     as_date(NEW_VALUE).alias(NEW_VALUE),
                     col(SOURCE_ROW),
                 ])
-                .cache()
         });
         let leads = a.leads.clone().map(|l| {
             l.filter(to_local_date(col(CREATED_AT), reporting).lt_eq(t.clone()))
@@ -343,19 +342,16 @@ impl Prepared {
                 .cache()
         });
         let won = deals.clone().map(|d| won_deals(d, segments.clone()));
-        let push_dates = match (&changes, &deals) {
-            (Some(c), Some(d)) => Some(deal_slippage::push_dates(
-                c.clone(),
-                d.clone(),
-                as_of,
-                reporting,
-            )),
+        let changes = match (changes, &deals) {
+            (Some(c), Some(d)) => Some(deal_slippage::coded_changes(c, d.clone())),
             _ => None,
         };
+        let push_dates = changes
+            .clone()
+            .map(|c| deal_slippage::push_dates(c, as_of, reporting));
         let expected_closes = match &deals {
             Some(d) => Some(deal_slippage::expected_closes(
-                deal_slippage::versions(d.clone(), changes.clone(), as_of, reporting)
-                    .map_err(bug)?,
+                deal_slippage::versions(d.clone(), changes, as_of, reporting).map_err(bug)?,
                 segments.clone(),
             )),
             None => None,
