@@ -43,7 +43,9 @@ use crate::columns::{
 use crate::io::scan::{local_midnight, to_local_date, utc_datetime};
 use crate::metrics::entities::with_team_on;
 use crate::metrics::is_won;
-use crate::metrics::levels::{OrderStats, by_levels_keyed, cents, concat_diagonal, count_i64, pct};
+use crate::metrics::levels::{
+    Aggs, OrderStats, Sums, by_levels_keyed, cents, concat_diagonal, count_i64, pct,
+};
 use crate::metrics::periods::{PeriodFrames, date_lit};
 
 /// Output columns after the shared ones.
@@ -329,17 +331,37 @@ pub fn deal_slippage(
         col("__slip_days"),
         col("__pushes"),
     ]);
-    let sum = |c: &str, name: &str| count_i64(col(c).sum()).alias(name);
-    let aggs = [
-        count_i64(len()).alias(DEALS_EXPECTED),
-        sum("__due", DEALS_DUE),
-        sum("__on_time", DEALS_CLOSED_ON_TIME),
-        sum("__won_on_time", DEALS_WON_ON_TIME),
-        sum("__lost", DEALS_LOST),
-        sum("__slipped", DEALS_SLIPPED),
-        cents(col("__slipped_amount").sum()).alias(SLIPPED_AMOUNT),
-        col("__slip_days").mean().alias(AVG_SLIP_DAYS),
-        sum("__pushes", CLOSE_DATE_PUSHES),
+    // Every part adds up: counts, whole days, and amounts rounded to cents only at the end.
+    let parts = [
+        (DEALS_EXPECTED, len()),
+        (DEALS_DUE, col("__due").sum()),
+        (DEALS_CLOSED_ON_TIME, col("__on_time").sum()),
+        (DEALS_WON_ON_TIME, col("__won_on_time").sum()),
+        (DEALS_LOST, col("__lost").sum()),
+        (DEALS_SLIPPED, col("__slipped").sum()),
+        (SLIPPED_AMOUNT, col("__slipped_amount").sum()),
+        ("__slip_days_sum", col("__slip_days").sum()),
+        ("__slip_days_count", col("__slip_days").count()),
+        (CLOSE_DATE_PUSHES, col("__pushes").sum()),
+    ];
+    let count = |name: &str| count_i64(col(name)).alias(name);
+    let figures = [
+        count(DEALS_EXPECTED),
+        count(DEALS_DUE),
+        count(DEALS_CLOSED_ON_TIME),
+        count(DEALS_WON_ON_TIME),
+        count(DEALS_LOST),
+        count(DEALS_SLIPPED),
+        cents(col(SLIPPED_AMOUNT)).alias(SLIPPED_AMOUNT),
+        // The mean of whole days from their exact sum, as polars' mean computes it.
+        when(col("__slip_days_count").gt(lit(0)))
+            .then(
+                col("__slip_days_sum").cast(DataType::Float64)
+                    / col("__slip_days_count").cast(DataType::Float64),
+            )
+            .otherwise(lit(NULL).cast(DataType::Float64))
+            .alias(AVG_SLIP_DAYS),
+        count(CLOSE_DATE_PUSHES),
     ];
     // Over the slipped deals only: with nulls polars sorts each group to find a median.
     let median = [col("__slip_days").median().alias(MEDIAN_SLIP_DAYS)];
@@ -357,8 +379,19 @@ pub fn deal_slippage(
         SLIPPED_AMOUNT,
         CLOSE_DATE_PUSHES,
     ];
-    let rows = by_levels_keyed(events, periods, &aggs, Some(&order_stats), &zero, None)?
-        .with_column(pct(col(DEALS_SLIPPED), col(DEALS_DUE)).alias(SLIPPAGE_RATE_PCT));
+    let sums = Sums {
+        parts: &parts,
+        figures: &figures,
+    };
+    let rows = by_levels_keyed(
+        events,
+        periods,
+        Aggs::Sums(sums),
+        Some(&order_stats),
+        &zero,
+        None,
+    )?
+    .with_column(pct(col(DEALS_SLIPPED), col(DEALS_DUE)).alias(SLIPPAGE_RATE_PCT));
     Ok(if has_history {
         rows
     } else {

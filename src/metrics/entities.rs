@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 
 use crate::columns::{REP_ID, SOURCE_ROW, TEAM_CODE, TEAM_ID, VALID_FROM, VALID_TO};
-use crate::metrics::levels::lookup;
+use crate::metrics::levels::{CodeSpace, lookup};
 use crate::metrics::periods::date_lit;
 
 pub const SEG_START: &str = "seg_start";
@@ -170,6 +170,22 @@ impl Codes {
             .with_row_index(TEAM_CODE, None)
             .cache();
         Codes { reps, teams }
+    }
+
+    /// How many reps and teams these number (a count of each frame: cheap once they are
+    /// collected, as they are in a run's tables stage).
+    pub fn space(&self) -> PolarsResult<CodeSpace> {
+        let count = |lf: &LazyFrame| -> PolarsResult<u64> {
+            let df = lf
+                .clone()
+                .select([len().cast(DataType::UInt64).alias("n")])
+                .collect()?;
+            Ok(df.column("n")?.u64()?.get(0).unwrap_or(0))
+        };
+        Ok(CodeSpace {
+            reps: count(&self.reps)?,
+            teams: count(&self.teams)?,
+        })
     }
 
     /// `segments` with each row's `__rep_code` and `__team_code` (null without a team), so

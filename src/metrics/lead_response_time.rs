@@ -29,7 +29,7 @@ use crate::columns::{
 use crate::io::scan::utc_datetime;
 use crate::metrics::collect_all;
 use crate::metrics::entities::with_team_on;
-use crate::metrics::levels::{OrderStats, by_levels_keyed, count_i64, pct};
+use crate::metrics::levels::{Aggs, OrderStats, Sums, by_levels_keyed, count_i64, pct};
 use crate::metrics::periods::PeriodFrames;
 use crate::text_hash::text_hash;
 
@@ -277,6 +277,8 @@ pub fn collect_follow_ups(rows: LazyFrame, owners: Option<LazyFrame>) -> PolarsR
         .unwrap_single())
 }
 
+/// The sum of the answered requests' response times, for the mean.
+const SUM_MICROS: &str = "__sum_micros";
 /// The hash of each activity's deal id ([`follow_up_rows`]).
 const DEAL_HASH: &str = "__deal_hash";
 /// Each deal's rows as one run, numbered ([`sorted_by_deal`]).
@@ -406,13 +408,18 @@ pub fn lead_response_time(
     // streaming engine and the in-memory one can differ in the last bit).
     let us = || col(MICROS);
     let minutes = |e: Expr| e / lit(MICROS_PER_MINUTE);
-    let mut aggs = vec![
-        count_i64(len()).alias(REQUESTS),
-        count_i64(us().count()).alias(RESPONDED),
+    let mut parts = vec![
+        (REQUESTS, len()),
+        (RESPONDED, us().count()),
+        (SUM_MICROS, us().sum()),
+    ];
+    let mut figures = vec![
+        count_i64(col(REQUESTS)).alias(REQUESTS),
+        count_i64(col(RESPONDED)).alias(RESPONDED),
         // From the exact integer sum, so the mean does not depend on the order of requests.
-        when(us().count().gt(lit(0)))
+        when(col(RESPONDED).gt(lit(0)))
             .then(minutes(
-                us().sum().cast(DataType::Float64) / us().count().cast(DataType::Float64),
+                col(SUM_MICROS).cast(DataType::Float64) / col(RESPONDED).cast(DataType::Float64),
             ))
             .otherwise(lit(NULL).cast(DataType::Float64))
             .alias(MEAN_RESPONSE_MINUTES),
@@ -430,16 +437,21 @@ pub fn lead_response_time(
         aggs: &order_stats,
     };
     let mut zero: Vec<String> = vec![REQUESTS.into(), RESPONDED.into()];
-    for s in sla_minutes {
+    let within_names: Vec<String> = sla_minutes.iter().map(|s| within(*s)).collect();
+    for (s, name) in sla_minutes.iter().zip(&within_names) {
         let limit = i64::from(*s) * MICROS_PER_MINUTE as i64;
-        aggs.push(count_i64(us().lt_eq(lit(limit)).sum()).alias(within(*s)));
-        zero.push(within(*s));
+        parts.push((name.as_str(), us().lt_eq(lit(limit)).sum()));
+        figures.push(count_i64(col(name.as_str())).alias(name.as_str()));
+        zero.push(name.clone());
     }
     let zero: Vec<&str> = zero.iter().map(String::as_str).collect();
     let rows = by_levels_keyed(
         events,
         periods,
-        &aggs,
+        Aggs::Sums(Sums {
+            parts: &parts,
+            figures: &figures,
+        }),
         Some(&order_stats),
         &zero,
         Some((RESPONSE_KIND, &KINDS)),

@@ -534,7 +534,8 @@ impl Prepared {
         if let Some(p) = periods.iter().find(|p| !self.grains.contains(&p.grain)) {
             polars_bail!(ComputeError: "the inputs were prepared without the grain {}", p.grain.name());
         }
-        let pf = PeriodFrames::new(periods, self.dims.as_of)?;
+        let pf =
+            PeriodFrames::new(periods, self.dims.as_of)?.with_code_space(self.dims.codes.space()?);
         let rows = self.rows(id, &pf)?;
         let mut dims = self.dims.clone();
         if id == MetricId::LeadResponseTime {

@@ -9,6 +9,7 @@ use polars::prelude::*;
 
 use crate::calendar::Period;
 use crate::columns::{IS_PARTIAL_PERIOD, PERIOD, PERIOD_END, PERIOD_IDX, PERIOD_START};
+use crate::metrics::levels::CodeSpace;
 
 /// Days since 1970-01-01, the physical value of a polars `Date`.
 pub fn epoch_days(d: NaiveDate) -> i32 {
@@ -37,6 +38,9 @@ pub struct PeriodFrames {
     first_idx: i32,
     pub first_day: NaiveDate,
     pub last_day: NaiveDate,
+    /// How many reps and teams the run numbers, when known: the level roll-ups then add up
+    /// sums per rep and team ([`crate::metrics::levels::Sums`]).
+    pub code_space: Option<CodeSpace>,
 }
 
 impl PeriodFrames {
@@ -85,7 +89,14 @@ impl PeriodFrames {
             first_idx,
             first_day,
             last_day,
+            code_space: None,
         })
+    }
+
+    /// These frames with the run's [`CodeSpace`].
+    pub fn with_code_space(mut self, space: CodeSpace) -> Self {
+        self.code_space = Some(space);
+        self
     }
 
     /// Adds `period_start` and `period_end` to rows with a `period_idx` of these periods, by
