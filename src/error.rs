@@ -48,7 +48,7 @@ impl Error {
     }
 }
 
-/// Exit code for an error chain: the first [`Error`] in it decides, anything else is 1.
+/// Exit code for an error chain: the first [`enum@Error`] in it decides, anything else is 1.
 pub fn exit_code(err: &anyhow::Error) -> i32 {
     for cause in err.chain() {
         if let Some(e) = cause.downcast_ref::<Error>() {

@@ -135,7 +135,7 @@ pub struct Accepted {
 #[derive(Clone)]
 pub struct Prepared {
     pub dims: Dimensions,
-    /// Deals won by T with a close date ([`won_deals`]).
+    /// Deals won by T with a close date (`won_deals`).
     pub won: Option<LazyFrame>,
     pub quotas: Option<LazyFrame>,
     /// Pushes of expected close dates, with a deal history ([`deal_slippage::push_dates`]).

@@ -141,7 +141,7 @@ pub fn bucket_start(date: Expr, grains: &[Grain]) -> Expr {
 /// Whether a rep's minutes are summed per bucket ([`bucket_start`]) rather than per day.
 const COARSE: &str = "__coarse";
 
-/// `reps` (with `rep_id`) with [`COARSE`]: true for a rep whose every membership begins and
+/// `reps` (with `rep_id`) with `__coarse`: true for a rep whose every membership begins and
 /// ends on the first day of a bucket. The rep's team segments start at those days (and at the
 /// start of time; see [`crate::metrics::entities::team_segments`]), so such a rep is in one
 /// team on all days of any bucket. A rep without memberships has one segment: coarse too.
@@ -230,7 +230,7 @@ const REP_DAY_CATEGORY: &str = "__rep_day_category";
 /// An activity's duration in integer micro-minutes.
 const MICRO: &str = "__micro_minutes";
 const DAY_OFFSET: i64 = 1 << 31;
-/// Reps a run can number: [`rep_day_category_key`] keeps 30 bits for the rep's code.
+/// Reps a run can number: `rep_day_category_key` keeps 30 bits for the rep's code.
 pub const MAX_REPS: u64 = 1 << 30;
 
 /// [`REP_CODE`] in the high 32 bits, the day (days since 1970, shifted to be ≥ 0) in the low.
