@@ -44,7 +44,7 @@ use crate::io::scan::{local_midnight, to_local_date, utc_datetime};
 use crate::metrics::entities::with_team_on;
 use crate::metrics::is_won;
 use crate::metrics::levels::{
-    Aggs, OrderStats, Sums, by_levels_keyed, cents, concat_diagonal, count_i64, pct,
+    Aggs, OrderStats, Sums, by_levels_keyed, cents, concat_diagonal, count_i64, pct, ratio,
 };
 use crate::metrics::periods::{PeriodFrames, date_lit};
 
@@ -354,13 +354,7 @@ pub fn deal_slippage(
         count(DEALS_SLIPPED),
         cents(col(SLIPPED_AMOUNT)).alias(SLIPPED_AMOUNT),
         // The mean of whole days from their exact sum, as polars' mean computes it.
-        when(col("__slip_days_count").gt(lit(0)))
-            .then(
-                col("__slip_days_sum").cast(DataType::Float64)
-                    / col("__slip_days_count").cast(DataType::Float64),
-            )
-            .otherwise(lit(NULL).cast(DataType::Float64))
-            .alias(AVG_SLIP_DAYS),
+        ratio(col("__slip_days_sum"), col("__slip_days_count")).alias(AVG_SLIP_DAYS),
         count(CLOSE_DATE_PUSHES),
     ];
     // Over the slipped deals only: with nulls polars sorts each group to find a median.

@@ -29,7 +29,7 @@ use crate::columns::{
 use crate::io::scan::utc_datetime;
 use crate::metrics::collect_all;
 use crate::metrics::entities::with_team_on;
-use crate::metrics::levels::{Aggs, OrderStats, Sums, by_levels_keyed, count_i64, pct};
+use crate::metrics::levels::{Aggs, OrderStats, Sums, by_levels_keyed, count_i64, pct, ratio};
 use crate::metrics::periods::PeriodFrames;
 use crate::text_hash::text_hash;
 
@@ -417,12 +417,7 @@ pub fn lead_response_time(
         count_i64(col(REQUESTS)).alias(REQUESTS),
         count_i64(col(RESPONDED)).alias(RESPONDED),
         // From the exact integer sum, so the mean does not depend on the order of requests.
-        when(col(RESPONDED).gt(lit(0)))
-            .then(minutes(
-                col(SUM_MICROS).cast(DataType::Float64) / col(RESPONDED).cast(DataType::Float64),
-            ))
-            .otherwise(lit(NULL).cast(DataType::Float64))
-            .alias(MEAN_RESPONSE_MINUTES),
+        minutes(ratio(col(SUM_MICROS), col(RESPONDED))).alias(MEAN_RESPONSE_MINUTES),
     ];
     // Over the answered requests only: with the unanswered ones in the column as nulls,
     // polars sorts each group instead of a quickselect (a sixth of the tables stage at 5 M
