@@ -541,8 +541,8 @@ pub fn run(plan: &RunPlan, run_id: &str, started_at: DateTime<Utc>) -> Result<Ru
         return Ok(summary);
     }
 
+    sink::publish(&plan.output, &outputs, run_id)?;
     for p in &outputs {
-        sink::publish(&plan.output, p, run_id)?;
         summary.rows_written += p.rows;
         summary.partitions.push(PartitionReport {
             table: p.table.clone(),

@@ -214,6 +214,51 @@ fn s3_inputs_and_output_match_a_local_run() {
 }
 
 #[test]
+fn many_files_go_up_at_once_each_whole_and_a_failure_names_its_key() {
+    let Some(moto) = Moto::start(
+        "many_files_go_up_at_once_each_whole_and_a_failure_names_its_key",
+        false,
+    ) else {
+        return;
+    };
+    moto.create_bucket("many");
+    // 60 files (more than go up at once), each with its own bytes and length; one of 9 MB,
+    // above the multipart threshold.
+    let payloads: Vec<Vec<u8>> = (0..60u32)
+        .map(|i| {
+            let len = if i == 37 {
+                9_000_000
+            } else {
+                1 + 997 * i as usize
+            };
+            (0..len as u32)
+                .map(|j| (j.wrapping_add(i).wrapping_mul(2_654_435_761) >> 24) as u8)
+                .collect()
+        })
+        .collect();
+    let files: Vec<(String, &[u8])> = payloads
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (format!("t/period={i:02}/part-0.parquet"), p.as_slice()))
+        .collect();
+    let root = moto.location("s3://many/out");
+    root.put_all_atomic(&files, "test").unwrap();
+    let listed = s3::list(&moto.settings(), "many", "out/").unwrap();
+    assert_eq!(listed.len(), 60, "{listed:?}");
+    for (rel, bytes) in &files {
+        assert_eq!(moto.get("many", &format!("out/{rel}")), *bytes, "{rel}");
+    }
+    // Into a bucket that does not exist: an error naming the bucket and a key, nothing written.
+    let err = moto
+        .location("s3://gone/out")
+        .put_all_atomic(&files, "test")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("bucket `gone` does not exist"), "{err}");
+    assert!(err.contains("s3://gone/out/t/period="), "{err}");
+}
+
+#[test]
 fn objects_over_10_mb_go_up_in_parts_and_read_back_whole() {
     let Some(moto) = Moto::start(
         "objects_over_10_mb_go_up_in_parts_and_read_back_whole",

@@ -175,6 +175,34 @@ impl Location {
         }
     }
 
+    /// Writes files (`rel`, `bytes`) below this location, each as [`Location::put_atomic`]
+    /// does; to S3 through one client, several at once ([`s3::put_all`]). Stops at the first
+    /// failure.
+    pub fn put_all_atomic(&self, files: &[(String, &[u8])], run_id: &str) -> Result<(), Error> {
+        match self {
+            Location::Local(_) => files
+                .iter()
+                .try_for_each(|(rel, bytes)| self.put_atomic(rel, bytes, run_id)),
+            Location::S3 {
+                bucket, settings, ..
+            } => {
+                let objects: Vec<(String, &[u8])> = files
+                    .iter()
+                    .map(|(rel, bytes)| (self.key_of(rel), *bytes))
+                    .collect();
+                s3::put_all(settings, bucket, &objects)
+            }
+        }
+    }
+
+    /// The object key of `rel` below this location ("" for a local one).
+    fn key_of(&self, rel: &str) -> String {
+        match self.join(rel) {
+            Location::S3 { key, .. } => key,
+            Location::Local(_) => String::new(),
+        }
+    }
+
     /// Writes `bytes` to `rel` below this location, atomically replacing any old object.
     pub fn put_atomic(&self, rel: &str, bytes: &[u8], run_id: &str) -> Result<(), Error> {
         match self {
@@ -195,12 +223,7 @@ impl Location {
             }
             Location::S3 {
                 bucket, settings, ..
-            } => {
-                let Location::S3 { key, .. } = self.join(rel) else {
-                    unreachable!()
-                };
-                s3::put(settings, bucket, &key, bytes)
-            }
+            } => s3::put(settings, bucket, &self.key_of(rel), bytes),
         }
     }
 }

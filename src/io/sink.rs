@@ -1,7 +1,7 @@
 //! Turning collected tables into Parquet objects at their Hive paths (SPEC §7).
 //!
 //! `<output>/<table>/grain=<grain>/period=<label>/part-0.parquet`: one object per period, with
-//! `grain` and `period` in the path only. Writing goes through [`Location::put_atomic`].
+//! `grain` and `period` in the path only. Writing goes through [`Location::put_all_atomic`].
 
 use anyhow::{Context, Result};
 
@@ -84,8 +84,12 @@ pub fn parquet_bytes(df: &mut DataFrame, parallel: bool) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Publishes one partition.
-pub fn publish(root: &Location, p: &Partition, run_id: &str) -> Result<()> {
-    root.put_atomic(&p.rel_path(), &p.bytes, run_id)
-        .with_context(|| format!("writing {}", root.join(&p.rel_path()).display()))
+/// Publishes the partitions ([`Location::put_all_atomic`]: to S3 several at once).
+pub fn publish(root: &Location, parts: &[Partition], run_id: &str) -> Result<()> {
+    let files: Vec<(String, &[u8])> = parts
+        .iter()
+        .map(|p| (p.rel_path(), p.bytes.as_slice()))
+        .collect();
+    root.put_all_atomic(&files, run_id)
+        .with_context(|| format!("writing the partitions under {}", root.display()))
 }
