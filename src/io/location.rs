@@ -6,6 +6,7 @@
 //! S3 an object is one PUT or one completed multipart upload. Either way a reader sees the old
 //! object or the new one, never a part.
 
+use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -176,12 +177,13 @@ impl Location {
     }
 
     /// Writes files (`rel`, `bytes`) below this location, each as [`Location::put_atomic`]
-    /// does; to S3 through one client, several at once ([`s3::put_all`]). Stops at the first
-    /// failure.
+    /// does, several at once: local files on rayon's threads (the medium benchmark's 192
+    /// partitions 69-220 ms -> 37-124 ms: each is a create, write, rename and directory read),
+    /// S3 objects through one client ([`s3::put_all`]). Stops at the first failure.
     pub fn put_all_atomic(&self, files: &[(String, &[u8])], run_id: &str) -> Result<(), Error> {
         match self {
             Location::Local(_) => files
-                .iter()
+                .par_iter()
                 .try_for_each(|(rel, bytes)| self.put_atomic(rel, bytes, run_id)),
             Location::S3 {
                 bucket, settings, ..

@@ -84,7 +84,7 @@ pub fn parquet_bytes(df: &mut DataFrame, parallel: bool) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Publishes the partitions ([`Location::put_all_atomic`]: to S3 several at once).
+/// Publishes the partitions, several at once ([`Location::put_all_atomic`]).
 pub fn publish(root: &Location, parts: &[Partition], run_id: &str) -> Result<()> {
     let files: Vec<(String, &[u8])> = parts
         .iter()
