@@ -83,6 +83,8 @@ repeated() {
     { t[NR] = $1; c[NR] = $3; if ($2 + 0 > p) p = $2 + 0 }
     END { m = int((NR + 1) / 2); printf "%s %s %s %s %s", t[m], t[1], t[NR], p, c[m] }'
 }
+# "median (min–max)" when repeated.
+range() { if [ "$runs" -gt 1 ] && [ "$1" != stopped ]; then echo "$1 ($2–$3)"; else echo "$1"; fi; }
 echo "| size | activities | input (MiB) | generate (s) | bare scan (s) | run (s) | run CPU (s) | run / scan | peak RSS (MiB) |"
 echo "|---|---|---|---|---|---|---|---|---|"
 for s in $sizes; do
@@ -99,7 +101,6 @@ for s in $sizes; do
   line=$(repeated $bin run --pipeline "$dir/pipeline.toml" --as-of 2024-12-31 \
     --output "$out/metrics" --log-format json)
   read -r run run_min run_max rss cpu <<< "$line"
-  range() { if [ "$runs" -gt 1 ] && [ "$1" != stopped ]; then echo "$1 ($2–$3)"; else echo "$1"; fi; }
   ratio=$(awk -v r="$run" -v s="$scan" 'BEGIN { if (r == "stopped") print "-"; else printf "%.1f", r / s }')
   echo "| $s | $acts | $mib | $gen | $(range "$scan" "$scan_min" "$scan_max") | $(range "$run" "$run_min" "$run_max") | ${cpu:--} | $ratio | $rss |"
   grep -o '"timings_ms":{[^}]*}' "$out/stdout" >&2 || true

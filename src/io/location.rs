@@ -73,11 +73,7 @@ impl Location {
                 settings,
             } => Location::S3 {
                 bucket: bucket.clone(),
-                key: if key.is_empty() {
-                    rel.to_string()
-                } else {
-                    format!("{key}/{rel}")
-                },
+                key: child_key(key, rel),
                 settings: settings.clone(),
             },
         }
@@ -186,22 +182,16 @@ impl Location {
                 .par_iter()
                 .try_for_each(|(rel, bytes)| self.put_atomic(rel, bytes, run_id)),
             Location::S3 {
-                bucket, settings, ..
+                bucket,
+                key,
+                settings,
             } => {
                 let objects: Vec<(String, &[u8])> = files
                     .iter()
-                    .map(|(rel, bytes)| (self.key_of(rel), *bytes))
+                    .map(|(rel, bytes)| (child_key(key, rel), *bytes))
                     .collect();
                 s3::put_all(settings, bucket, &objects)
             }
-        }
-    }
-
-    /// The object key of `rel` below this location ("" for a local one).
-    fn key_of(&self, rel: &str) -> String {
-        match self.join(rel) {
-            Location::S3 { key, .. } => key,
-            Location::Local(_) => String::new(),
         }
     }
 
@@ -224,9 +214,20 @@ impl Location {
                 Ok(())
             }
             Location::S3 {
-                bucket, settings, ..
-            } => s3::put(settings, bucket, &self.key_of(rel), bytes),
+                bucket,
+                key,
+                settings,
+            } => s3::put(settings, bucket, &child_key(key, rel), bytes),
         }
+    }
+}
+
+/// The object key of `rel` below the key prefix `key` ("" for a bucket's root).
+fn child_key(key: &str, rel: &str) -> String {
+    if key.is_empty() {
+        rel.to_string()
+    } else {
+        format!("{key}/{rel}")
     }
 }
 
