@@ -2,9 +2,11 @@
 # Counts the instructions a run executes (valgrind's cachegrind, no cache simulation), for
 # comparing builds on a machine whose speed drifts. Wall and CPU time of one binary here have
 # varied by 2x between sittings and by 20-40 % between runs minutes apart; the instruction
-# count of a run varies by about 0.1 %, so a change of 1 % in the CPU work is visible in one
-# run of each build. It counts work, not time: cache misses and page faults do not show, so
-# confirm a gain it finds with interleaved runs of scripts/bench.sh's medium size.
+# count of a run varies by 0.1 % between runs minutes apart and by 0.4 % over hours (polars'
+# threads still wait on each other differently), so a change of 1 % in the CPU work shows in
+# one run of each build, made one after the other. It counts work, not time: cache misses and
+# page faults do not show, so confirm a gain it finds with interleaved runs of
+# scripts/bench.sh's medium size.
 #
 #   scripts/instructions.sh                      # the release build
 #   scripts/instructions.sh /tmp/before target/release/sales-metrics
