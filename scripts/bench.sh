@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Benchmark (not a test): generates the three sizes of issue 7 once into bench-data/, then times
-# for each: a bare scan of the columns the job reads, and `run` end to end (six tables, month
-# and quarter grains), with peak RSS sampled from /proc. Prints a Markdown table.
+# Benchmark (not a test): generates the three sizes of issue 7 (scripts/sizes.sh) once into
+# bench-data/, then times for each: a bare scan of the columns the job reads, and `run` end to
+# end (six tables, month and quarter grains), with peak RSS sampled from /proc. Prints a
+# Markdown table.
 #
 # Each scan and run is repeated BENCH_RUNS times (default 3): the table shows the median, the
 # range and the median run's CPU seconds (user + system). This machine's speed drifts from
@@ -14,17 +15,13 @@
 # binary instead (CI runs the script on `small` with its debug build, to keep it working).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/sizes.sh
 bin=${BENCH_BIN:-}
 if [ -z "$bin" ]; then
-  cargo build --release --quiet
-  bin=target/release/sales-metrics
+  build_release
+  bin=$release_bin
 fi
 sizes=${SIZES:-small medium large}
-declare -A args=(
-  [small]="--reps 40 --deals 3000 --leads 5000 --activities 30000"
-  [medium]="--reps 1000 --deals 500000 --leads 500000 --activities 5000000"
-  [large]="--reps 10000 --deals 5000000 --leads 5000000 --activities 50000000"
-)
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 # Runs the command, printing "seconds peak_MiB cpu_seconds"; stops it (and prints "stopped
@@ -91,11 +88,11 @@ for s in $sizes; do
   dir=bench-data/$s
   gen="-"
   if [ ! -f "$dir/pipeline.toml" ]; then
-    line=$(timed $bin generate --out "$dir" ${args[$s]} --format parquet)
+    line=$(timed $bin generate --out "$dir" ${size_args[$s]} --format parquet)
     read -r gen _ <<< "$line"
   fi
   mib=$(du -sm --exclude=output "$dir" | cut -f1)
-  acts=$(grep -o -- '--activities [0-9]*' <<< "${args[$s]}" | cut -d' ' -f2)
+  acts=$(grep -o -- '--activities [0-9]*' <<< "${size_args[$s]}" | cut -d' ' -f2)
   line=$(repeated $bin scan --pipeline "$dir/pipeline.toml")
   read -r scan scan_min scan_max _ <<< "$line"
   line=$(repeated $bin run --pipeline "$dir/pipeline.toml" --as-of 2024-12-31 \

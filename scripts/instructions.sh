@@ -12,29 +12,29 @@
 #   scripts/instructions.sh /tmp/before target/release/sales-metrics
 #   INSTR_SIZE=small scripts/instructions.sh     # 30 k activities: seconds, not half a minute
 #
-# Generates its data set once into bench-data/instr-<size> (default "mini": 100 reps, 50 k
-# deals, 50 k leads, 500 k activities; about 25 s a run under valgrind, which serialises the
-# threads). Prints a Markdown table with each binary's count relative to the first's.
+# Generates its data set once into bench-data/<size> (scripts/sizes.sh; default "mini": 100
+# reps, 50 k deals, 50 k leads, 500 k activities; about 25 s a run under valgrind, which
+# serialises the threads). Prints a Markdown table with each binary's count relative to the first's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/sizes.sh
 command -v valgrind > /dev/null || {
   echo "instructions.sh: needs valgrind (Debian: apt-get install valgrind)" >&2
   exit 1
 }
 bins=("$@")
 if [ ${#bins[@]} -eq 0 ]; then
-  cargo build --release --quiet
-  bins=(target/release/sales-metrics)
+  build_release
+  bins=("$release_bin")
 fi
 size=${INSTR_SIZE:-mini}
 case $size in
-  mini) gen="--reps 100 --deals 50000 --leads 50000 --activities 500000" ;;
-  small) gen="--reps 40 --deals 3000 --leads 5000 --activities 30000" ;;
+  mini | small) ;;
   *) echo "instructions.sh: INSTR_SIZE is mini or small, not '$size'" >&2; exit 1 ;;
 esac
-dir=bench-data/instr-$size
+dir=bench-data/$size
 if [ ! -f "$dir/pipeline.toml" ]; then
-  "${bins[0]}" generate --out "$dir" $gen --format parquet > /dev/null
+  "${bins[0]}" generate --out "$dir" ${size_args[$size]} --format parquet > /dev/null
 fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

@@ -73,7 +73,7 @@ fn all_lowercase_ascii(texts: &StringChunked) -> bool {
     texts.downcast_iter().all(|arr| {
         let buffers = arr.data_buffers();
         arr.views().iter().all(|v| {
-            if v.length <= INLINE_BYTES {
+            if v.is_inline() {
                 // Little-endian: the length in the low 4 bytes, then the value; the bytes after
                 // it are masked off.
                 let bytes = (v.as_u128() >> 32) & ((1u128 << (8 * v.length)) - 1);
@@ -87,10 +87,6 @@ fn all_lowercase_ascii(texts: &StringChunked) -> bool {
         })
     })
 }
-
-/// The most bytes a view holds in place of a pointer to its buffer (polars-arrow's
-/// `View::MAX_INLINE_SIZE`).
-const INLINE_BYTES: u32 = 12;
 
 /// Whether none of the 16 bytes of `word` is a capital or above 0x7F (zero bytes pass).
 fn lowercase_ascii_word(word: u128) -> bool {
