@@ -27,7 +27,7 @@ use crate::columns::{
 };
 use crate::metrics::entities::{SEG_FIRST_DAY, SEG_LAST_DAY, with_segment_days, with_team_on_by};
 use crate::metrics::levels::{by_levels, concat_diagonal, distinct_period_codes, lookup, pct};
-use crate::metrics::periods::PeriodFrames;
+use crate::metrics::periods::{PeriodFrames, first_of_month};
 
 pub const COLUMNS: [&str; 7] = [
     SELLING_MINUTES,
@@ -123,7 +123,9 @@ pub fn classify(activities: LazyFrame, s: &SellingSettings) -> LazyFrame {
 /// calendar or fiscal, are whole months), cut at each Monday when weeks are among the grains.
 pub fn bucket_start(date: Expr, grains: &[Grain]) -> Expr {
     let day = || date.clone().cast(DataType::Int32).cast(DataType::Int64);
-    let month_start = day() - date.clone().dt().day().cast(DataType::Int64) + lit(1i64);
+    let month_start = first_of_month(date.clone())
+        .cast(DataType::Int32)
+        .cast(DataType::Int64);
     let start = match grains.contains(&Grain::Week) {
         true => {
             // 1970-01-01 was a Thursday, so (day + 3) mod 7 is 0 on a Monday; 100 000 weeks
