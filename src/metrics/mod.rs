@@ -303,14 +303,7 @@ impl Prepared {
                 .cache()
         });
         let changes = a.deal_history.clone().map(|h| {
-            let as_date = |c: &str| {
-                col(c).str().to_date(StrptimeOptions {
-                    format: Some("%Y-%m-%d".into()),
-                    strict: false,
-                    exact: false,
-                    cache: true,
-                })
-            };
+            let as_date = |c: &str| deal_slippage::history_date(col(c));
             h.filter(lowercased(col(FIELD)).eq(lit("expected_close_date")))
                 .select([
                     col(DEAL_ID),
