@@ -445,6 +445,23 @@ pub fn ratio(num: Expr, den: Expr) -> Expr {
         .otherwise(num.cast(DataType::Float64) / den.cast(DataType::Float64))
 }
 
+/// `e / divisor` as Float64, every value divided by `divisor`.
+///
+/// polars divides a column by a literal as a product with the literal's reciprocal when the
+/// column has several values, and as a division when it has one (both sides then have one
+/// value); the two can differ in the last bit, and which one a row met depended on how the
+/// streaming engine batched it: the same input gave a mean of 496.33333333333337 minutes in
+/// one run and 496.3333333333333 in the next.
+pub fn divided(e: Expr, divisor: f64) -> Expr {
+    e.map(
+        move |c: Column| {
+            let values = c.cast(&DataType::Float64)?;
+            Ok(values.f64()?.apply_values(|x| x / divisor).into_column())
+        },
+        |_, f| Ok(Field::new(f.name().clone(), DataType::Float64)),
+    )
+}
+
 /// A count aggregation as INT64 (polars counts are u32 otherwise).
 pub fn count_i64(e: Expr) -> Expr {
     e.cast(DataType::Int64)
@@ -453,6 +470,27 @@ pub fn count_i64(e: Expr) -> Expr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// polars' division by a literal differs in the last bit between a one-row and a
+    /// many-row column; [`divided`] does not.
+    #[test]
+    fn division_by_a_constant_does_not_depend_on_the_batch() -> PolarsResult<()> {
+        let micros = 29_780_000_000.0_f64;
+        let by = |rows: usize, e: Expr| -> PolarsResult<f64> {
+            let df = df!("x" => vec![micros; rows])?
+                .lazy()
+                .select([e])
+                .collect()?;
+            Ok(df.column("x")?.f64()?.get(0).unwrap_or(f64::NAN))
+        };
+        let exact = micros / 60e6;
+        assert_eq!(exact, 496.3333333333333);
+        assert_eq!(by(1, col("x") / lit(60e6))?, exact);
+        assert_eq!(by(3, col("x") / lit(60e6))?, 496.33333333333337);
+        assert_eq!(by(1, divided(col("x"), 60e6))?, exact);
+        assert_eq!(by(3, divided(col("x"), 60e6))?, exact);
+        Ok(())
+    }
 
     #[test]
     fn group_key_round_trips_period_code_and_key() -> PolarsResult<()> {

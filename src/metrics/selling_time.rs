@@ -26,7 +26,9 @@ use crate::columns::{
     VALID_TO,
 };
 use crate::metrics::entities::{SEG_FIRST_DAY, SEG_LAST_DAY, with_segment_days, with_team_on_by};
-use crate::metrics::levels::{by_levels, concat_diagonal, distinct_period_codes, lookup, pct};
+use crate::metrics::levels::{
+    by_levels, concat_diagonal, distinct_period_codes, divided, lookup, pct,
+};
 use crate::metrics::periods::{PeriodFrames, first_of_month};
 
 pub const COLUMNS: [&str; 7] = [
@@ -361,7 +363,8 @@ pub fn selling_time(
     );
     let mut aggs: Vec<Expr> = sums
         .iter()
-        .map(|c| (col(*c).sum().cast(DataType::Float64) / lit(MICRO_MINUTES)).alias(*c))
+        // Integer micro-minutes until the rows are finished (below).
+        .map(|c| col(*c).sum().alias(*c))
         .collect();
     let events = match working_minutes_per_day {
         Some(per_day) => {
@@ -400,13 +403,15 @@ pub fn selling_time(
         }
         None => events,
     };
-    let rows = by_levels(events, periods, &aggs, &sums)?.with_column(
-        pct(
-            col(SELLING_MINUTES),
-            col(SELLING_MINUTES) + col(NON_SELLING_MINUTES),
-        )
-        .alias(SELLING_TIME_PCT),
-    );
+    let rows = by_levels(events, periods, &aggs, &sums)?
+        .with_columns(sums.map(|c| divided(col(c), MICRO_MINUTES).alias(c)))
+        .with_column(
+            pct(
+                col(SELLING_MINUTES),
+                col(SELLING_MINUTES) + col(NON_SELLING_MINUTES),
+            )
+            .alias(SELLING_TIME_PCT),
+        );
     Ok(match working_minutes_per_day {
         Some(_) => rows
             .with_column(col(CAPACITY_MINUTES).fill_null(lit(0.0)))
