@@ -630,8 +630,9 @@ pub fn to_local_date(utc: Expr, tz: Tz) -> Expr {
 
 /// The day of each value of a `Datetime` expression (days since 1970, floored), as a `Date`.
 /// polars' cast to `Date` divides in one pass and casts the quotient to 32 bits with an
-/// overflow check in another (~1 % of a run's instructions at 500 k activities); a day count of
-/// 64-bit microseconds, milliseconds or nanoseconds always fits 32 bits, so one pass does both.
+/// overflow check in another; a day count of 64-bit microseconds, milliseconds or nanoseconds
+/// always fits 32 bits, so one pass does both (0.45 % fewer instructions in a run on 500 k
+/// activities).
 fn day_of(datetime: Expr) -> Expr {
     datetime.map(
         |c: Column| {

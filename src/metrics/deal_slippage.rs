@@ -55,10 +55,10 @@ const HISTORY_DATE: &str = "%Y-%m-%d";
 /// non-exact `to_date` finds it ("2024-03-15", "2024-03-15T10:00:00Z", "on 2024-03-15"), null
 /// where there is none.
 ///
-/// polars parses every value with chrono, trying each position in turn (~2 % of a run's
-/// instructions at 500 k activities, for the deals' history). A batch whose every value begins
-/// with a valid `YYYY-MM-DD` date (exports nearly always write them so) is read by arithmetic
-/// on those ten bytes; any other goes to polars, so the result is always exactly polars'.
+/// polars parses every value with chrono, trying each position in turn. A batch whose every
+/// value begins with a valid `YYYY-MM-DD` date (exports nearly always write them so) is read
+/// from those ten bytes instead (0.75 % fewer instructions in a run on 500 k activities); any
+/// other goes to polars, so the result is always exactly polars'.
 pub fn history_date(e: Expr) -> Expr {
     e.map(
         |c: Column| {
