@@ -614,7 +614,7 @@ fn typed_expr(
 }
 
 /// The date of a UTC instant in `tz`: what polars' `dt().date()` gives in `tz` (the wall
-/// time there, then its day), with the day taken by [`day_of`].
+/// time there, then its day), with the day taken by `day_of`.
 pub fn to_local_date(utc: Expr, tz: Tz) -> Expr {
     let wall = match tz {
         // UTC's wall time is the instant itself.

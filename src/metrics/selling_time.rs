@@ -90,7 +90,7 @@ impl Default for SellingSettings {
 /// type in both lists is selling; of two roles that are the same in lower case, the later in
 /// the pipeline file's (sorted) order wins.
 ///
-/// One pass over the two columns with a lookup per value ([`CategoryLookup`]). Written as
+/// One pass over the two columns with a lookup per value (`CategoryLookup`). Written as
 /// polars expressions (a comparison of the whole type column per listed word, each building
 /// a bitmap, and a `when` chain) it cost 0.6 % more of a run's instructions at 500 k
 /// activities with the default lists.
