@@ -877,7 +877,7 @@ fn write_rejects(
         let report = reports.iter().find(|r| r.table == input.table.name());
         if report.is_some_and(|r| r.rows_rejected > 0) {
             let mut df = input.rejected()?.collect()?;
-            let bytes = sink::parquet_bytes(&mut df, true)?;
+            let bytes = sink::parquet_bytes(&mut df)?;
             let rel = format!("_rejects/{}/run={run_id}/part-0.parquet", input.table);
             plan.output.put_atomic(&rel, &bytes, run_id)?;
         }

@@ -120,11 +120,12 @@ pub fn partition_bytes(df: &mut DataFrame) -> Result<Vec<u8>> {
 }
 
 /// Encodes a frame as one Parquet file in memory with polars' writer, its columns in parallel
-/// if `parallel`.
-pub fn parquet_bytes(df: &mut DataFrame, parallel: bool) -> Result<Vec<u8>> {
+/// (the rejects files, which can hold millions of rows; the output partitions, many and small,
+/// go through [`partition_bytes`]).
+pub fn parquet_bytes(df: &mut DataFrame) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
     let written = ParquetWriter::new(&mut buf)
-        .set_parallel(parallel)
+        .set_parallel(true)
         .with_statistics(StatisticsOptions::default())
         .finish(df);
     anyhow::Context::context(written, "encoding parquet")?;
@@ -183,7 +184,7 @@ mod tests {
             let mut theirs = ours.clone();
             assert_eq!(
                 partition_bytes(&mut ours)?,
-                parquet_bytes(&mut theirs, false)?,
+                parquet_bytes(&mut theirs)?,
                 "{rows} rows"
             );
         }
