@@ -102,9 +102,12 @@ pub fn touches(activities: LazyFrame) -> LazyFrame {
 
 /// [`first_touch_requests`] from the [`touches`] of the activities.
 pub fn first_touches_of(leads: LazyFrame, outbound: LazyFrame) -> LazyFrame {
+    // Leads numbered once, so the touches meet the lead id's text in one join and the
+    // group-by and the join back compare integers.
+    let leads = leads.with_row_index(LEAD_CODE, None);
     let first = leads
         .clone()
-        .select([col(LEAD_ID), col(CREATED_AT)])
+        .select([col(LEAD_CODE), col(LEAD_ID), col(CREATED_AT)])
         .join(
             outbound,
             [col(LEAD_ID)],
@@ -118,7 +121,7 @@ pub fn first_touches_of(leads: LazyFrame, outbound: LazyFrame) -> LazyFrame {
         // (0.45 s -> 0.07 s at 5 M activities).
         .sort([STARTED_AT, ACTIVITY_ID], SortMultipleOptions::default())
         .with_row_index("__order", None)
-        .group_by([col(LEAD_ID)])
+        .group_by([col(LEAD_CODE)])
         .agg([
             col(STARTED_AT).min().alias(RESPONSE_AT),
             col("__responder")
@@ -128,8 +131,8 @@ pub fn first_touches_of(leads: LazyFrame, outbound: LazyFrame) -> LazyFrame {
     leads
         .join(
             first,
-            [col(LEAD_ID)],
-            [col(LEAD_ID)],
+            [col(LEAD_CODE)],
+            [col(LEAD_CODE)],
             JoinArgs::new(JoinType::Left),
         )
         .select([
@@ -279,6 +282,8 @@ pub fn collect_follow_ups(rows: LazyFrame, owners: Option<LazyFrame>) -> PolarsR
         .unwrap_single())
 }
 
+/// Each lead's row number ([`first_touches_of`]).
+const LEAD_CODE: &str = "__lead_code";
 /// The sum of the answered requests' response times, for the mean.
 const SUM_MICROS: &str = "__sum_micros";
 /// The hash of each activity's deal id ([`follow_up_rows`]).
