@@ -86,7 +86,7 @@ pub struct RunArgs {
     /// Comma-separated metrics to compute. Default: the pipeline's metrics.
     #[arg(long, value_delimiter = ',')]
     pub metrics: Vec<String>,
-    /// Output location (path). Default: the pipeline's [output] uri.
+    /// Output location (path). Default: the output uri in the pipeline file.
     #[arg(long)]
     pub output: Option<String>,
     /// Print the plan (inputs, periods, partitions to replace) and exit without writing.
@@ -111,10 +111,11 @@ pub struct ValidateArgs {
     /// Evaluate the data as of this day. Default: today.
     #[arg(long)]
     pub as_of: Option<String>,
-    /// Also write the rejected rows to <output>/_rejects/ (nothing else is written).
+    /// Also write the rejected rows under _rejects/ in the output location (nothing else is
+    /// written).
     #[arg(long)]
     pub write_rejects: bool,
-    /// Output location for --write-rejects. Default: the pipeline's [output] uri.
+    /// Output location for --write-rejects. Default: the output uri in the pipeline file.
     #[arg(long)]
     pub output: Option<String>,
 }

@@ -268,7 +268,7 @@ pub fn put(settings: &S3Settings, bucket: &str, key: &str, bytes: &[u8]) -> Resu
     put_all(settings, bucket, &[(key.to_string(), bytes)])
 }
 
-/// Writes objects (`key`, `bytes`) through one client, [`PUT_CONCURRENCY`] at a time: each a
+/// Writes objects (`key`, `bytes`) through one client, `PUT_CONCURRENCY` at a time: each a
 /// single PUT, or a multipart upload for large objects. Either way each object appears whole,
 /// or not at all. At the first failure the uploads still in flight are dropped and the error,
 /// naming its key, is returned; objects already written stay (the run's manifest is then not
