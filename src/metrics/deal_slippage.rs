@@ -46,7 +46,7 @@ use crate::metrics::is_won;
 use crate::metrics::levels::{
     Aggs, OrderStats, Sums, by_levels_keyed, cents, concat_diagonal, count_i64, pct, ratio,
 };
-use crate::metrics::periods::{PeriodFrames, date_lit};
+use crate::metrics::periods::{PeriodFrames, date_lit, epoch_days};
 
 /// The format of `deal_history`'s `old_value` and `new_value` dates.
 const HISTORY_DATE: &str = "%Y-%m-%d";
@@ -97,7 +97,7 @@ fn leading_iso_date(v: &str) -> Option<i32> {
     }
     let year = number(&b[..4])?;
     let date = NaiveDate::from_ymd_opt(year as i32, number(&b[5..7])?, number(&b[8..10])?)?;
-    Some(crate::metrics::periods::epoch_days(date))
+    Some(epoch_days(date))
 }
 
 /// Output columns after the shared ones.
