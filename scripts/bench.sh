@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Benchmark (not a test): generates the three sizes of issue 7 (scripts/sizes.sh) once into
-# bench-data/, then times for each: a bare scan of the columns the job reads, and `run` end to
-# end (six tables, month and quarter grains), with peak RSS sampled from /proc. Prints a
+# Benchmark (not a test): generates the sizes (scripts/sizes.sh) once into bench-data/, then
+# times for each: a bare scan of the columns the job reads (examples/scan.rs), and `run` end
+# to end (six tables, month and quarter grains), with peak RSS sampled from /proc. Prints a
 # Markdown table.
 #
 # Each scan and run is repeated BENCH_RUNS times (default 3): the table shows the median, the
@@ -12,7 +12,8 @@
 #   SIZES="small medium" BENCH_RUNS=5 scripts/bench.sh
 #
 # Builds and times the release build (about 33 min cold on 2 cores). BENCH_BIN times another
-# binary instead (CI runs the script on `small` with its debug build, to keep it working).
+# binary instead, with the scan example beside it in examples/ (CI runs the script on `small`
+# with its debug build, to keep it working).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/sizes.sh
@@ -21,6 +22,7 @@ if [ -z "$bin" ]; then
   build_release
   bin=$release_bin
 fi
+scan_bin=$(dirname "$bin")/examples/scan
 sizes=${SIZES:-small medium large}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -93,7 +95,7 @@ for s in $sizes; do
   fi
   mib=$(du -sm --exclude=output "$dir" | cut -f1)
   acts=$(grep -o -- '--activities [0-9]*' <<< "${size_args[$s]}" | cut -d' ' -f2)
-  line=$(repeated $bin scan --pipeline "$dir/pipeline.toml")
+  line=$(repeated "$scan_bin" "$dir/pipeline.toml")
   read -r scan scan_min scan_max _ <<< "$line"
   line=$(repeated $bin run --pipeline "$dir/pipeline.toml" --as-of 2024-12-31 \
     --output "$out/metrics" --log-format json)

@@ -32,9 +32,6 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Write a realistic, deterministic dataset and a pipeline file for it.
     Generate(GenerateArgs),
-    /// Benchmark baseline: read the columns the job uses from every input, nothing else.
-    #[command(hide = true)]
-    Scan(ValidateArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -97,10 +94,6 @@ pub struct RunArgs {
     /// Default: 15000000.
     #[arg(long, env = "SALES_METRICS_FOLLOW_UP_PART_ROWS", value_parser = clap::value_parser!(u64).range(1..))]
     pub follow_up_part_rows: Option<u64>,
-    /// Profiling: compute each table on its own and log its time (slower: inputs are read
-    /// once per table instead of once per run).
-    #[arg(long, hide = true)]
-    pub per_table_timings: bool,
 }
 
 #[derive(Debug, Clone, Default, Args)]

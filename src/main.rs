@@ -7,8 +7,8 @@ use chrono::Utc;
 use clap::Parser;
 use sales_metrics::cli::{Cli, Command, DataFormat, LogFormat, RunArgs};
 use sales_metrics::config::plan::RunPlan;
-use sales_metrics::io::generate;
-use sales_metrics::{Error, exit_code, run};
+use sales_metrics::generate;
+use sales_metrics::{Error, exit_code, inputs, output, run};
 use tracing_subscriber::EnvFilter;
 
 /// Peak memory is what limits the size of a run; see Cargo.toml.
@@ -50,20 +50,12 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             let plan = plan(args)?;
             let summary = run::run(&plan, &run_id, now)?;
             if plan.dry_run {
-                println!("dry run: nothing written. inputs:");
-                for (t, src) in &plan.inputs {
-                    println!("  {t}: {}", src.uri());
-                }
-                println!("periods: {:?}", summary.periods);
-                println!("partitions that would be replaced:");
-                for p in &summary.partitions {
-                    println!("  {}", p.path);
-                }
+                print!("{}", output::dry_run_text(&plan, &summary));
                 return Ok(());
             }
             // The summary goes to stdout whatever the outcome, for Airflow's logs and XCom.
             println!("{}", serde_json::to_string(&summary)?);
-            if let Some(err) = run::reject_limit_error(&summary.inputs) {
+            if let Some(err) = inputs::reject_limit_error(&summary.inputs) {
                 return Err(err.into());
             }
         }
@@ -71,26 +63,8 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             let write_rejects = args.write_rejects;
             let plan = plan(args.into())?;
             let reports = run::validate(&plan, write_rejects.then_some(run_id.as_str()))?;
-            println!(
-                "{:<18} {:>10} {:>10} {:>10}  reasons",
-                "table", "read", "accepted", "rejected"
-            );
-            for r in &reports {
-                let reasons: Vec<String> = r
-                    .rejected_by_reason
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect();
-                println!(
-                    "{:<18} {:>10} {:>10} {:>10}  {}",
-                    r.table,
-                    r.rows_read,
-                    r.rows_accepted,
-                    r.rows_rejected,
-                    reasons.join(" ")
-                );
-            }
-            if let Some(err) = run::reject_limit_error(&reports) {
+            print!("{}", output::validate_text(&reports));
+            if let Some(err) = inputs::reject_limit_error(&reports) {
                 return Err(err.into());
             }
         }
@@ -111,11 +85,6 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 },
             })?;
             println!("{}", serde_json::to_string(&generated)?);
-        }
-        Command::Scan(args) => {
-            let plan = plan(args.into())?;
-            let scanned = run::bare_scan(&plan)?;
-            println!("{}", serde_json::to_string(&scanned)?);
         }
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! A 64-bit hash of text values, for keys that are expensive to hash or compare as text.
 //!
 //! Used where a hash only narrows the work and the text still decides: duplicate keys (the
-//! hash finds candidate rows, [`crate::io::scan`]) and the follow-up ordering (rows sorted by
+//! hash finds candidate rows, [`crate::inputs::scan`]) and the follow-up ordering (rows sorted by
 //! the hash of the deal id, then the deal id, [`crate::metrics::lead_response_time`]).
 
 use polars::prelude::*;

@@ -69,7 +69,7 @@ const FILES: [&str; 8] = [
 ];
 
 /// `validate` in process: Ok(reports) or the exit code the error maps to.
-fn validate(sb: &Sandbox) -> Result<Vec<run::InputReport>, i32> {
+fn validate(sb: &Sandbox) -> Result<Vec<sales_metrics::inputs::InputReport>, i32> {
     let text = std::fs::read_to_string(sb.pipeline()).unwrap();
     let args = RunArgs {
         as_of: Some(AS_OF.into()),

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use polars::prelude::*;
 use predicates::prelude::*;
-use sales_metrics::io::location::Location;
-use sales_metrics::io::s3::{self, S3Settings};
+use sales_metrics::storage::Location;
+use sales_metrics::storage::s3::{self, S3Settings};
 
 use crate::common::*;
 

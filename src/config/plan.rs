@@ -15,10 +15,10 @@ use crate::cli::RunArgs;
 use crate::columns::{Need, Table};
 use crate::config::spec::{CsvSpec, InputSpec, PipelineSpec, StatusMapSpec};
 use crate::error::Error;
-use crate::io::location::Location;
-use crate::io::s3::S3Settings;
 use crate::metrics::selling_time::{SellingSettings, TypeLists};
 use crate::metrics::{MetricId, Settings};
+use crate::storage::Location;
+use crate::storage::s3::S3Settings;
 use std::sync::Arc;
 
 pub const DEFAULT_MAX_REJECT_FRACTION: f64 = 0.01;
@@ -127,10 +127,9 @@ pub struct RunPlan {
     pub inputs: BTreeMap<Table, InputSource>,
     pub output: Location,
     pub dry_run: bool,
-    pub per_table_timings: bool,
     pub settings: Settings,
     /// Activities per part when the follow-ups are computed apart from the inputs stage, a
-    /// part at a time (`--follow-up-part-rows`; see `run::StagedRequests`). `None`: the
+    /// part at a time (`--follow-up-part-rows`; see `inputs::spill::StagedRequests`). `None`: the
     /// default, [`FOLLOW_UP_PART_ROWS`], where rows can be counted without reading them.
     pub follow_up_part_rows: Option<u64>,
 }
@@ -272,7 +271,6 @@ impl RunPlan {
             inputs,
             output,
             dry_run: args.dry_run,
-            per_table_timings: args.per_table_timings,
             settings: resolve_settings(&spec)?,
             follow_up_part_rows: args.follow_up_part_rows,
         })

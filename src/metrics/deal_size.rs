@@ -99,7 +99,7 @@ mod tests {
     use super::*;
     use crate::calendar::Grain;
     use crate::metrics::MetricId;
-    use crate::metrics::testutil::*;
+    use crate::testutil::*;
 
     const COLS: [&str; 14] = [
         "period",
@@ -185,6 +185,7 @@ mod tests {
             "2024-03-31",
         );
         let out = p
+            .metrics
             .table(
                 MetricId::DealSize,
                 &periods(Grain::Month, "2024-01-01", "2024-03-01"),
@@ -237,6 +238,7 @@ mod tests {
             "2024-03-31",
         );
         let out = p
+            .metrics
             .table(
                 MetricId::DealSize,
                 &periods(Grain::Month, "2024-03-01", "2024-03-01"),
@@ -310,6 +312,7 @@ mod tests {
             "2024-01-31",
         );
         let out = p
+            .metrics
             .table(
                 MetricId::DealSize,
                 &periods(Grain::Month, "2024-01-01", "2024-01-01"),
@@ -336,6 +339,7 @@ mod tests {
             "2024-01-31",
         );
         let out = p
+            .metrics
             .table(
                 MetricId::DealSize,
                 &periods(Grain::Month, "2024-01-01", "2024-01-01"),

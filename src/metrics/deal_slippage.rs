@@ -40,13 +40,14 @@ use crate::columns::{
     PERIOD_IDX, PERIOD_START, REP_CODE, SLIPPAGE_RATE_PCT, SLIPPED_AMOUNT, SOURCE_ROW, STATUS,
     TEAM_CODE,
 };
-use crate::io::scan::{local_midnight, to_local_date, utc_datetime};
+use crate::metrics::dates::{date_lit, epoch_days};
+use crate::metrics::dates::{local_midnight, to_local_date, utc_datetime};
 use crate::metrics::entities::with_team_on;
 use crate::metrics::is_won;
 use crate::metrics::levels::{
     Aggs, OrderStats, Sums, by_levels_keyed, cents, concat_diagonal, count_i64, pct, ratio,
 };
-use crate::metrics::periods::{PeriodFrames, date_lit, epoch_days};
+use crate::metrics::periods::PeriodFrames;
 
 /// The format of `deal_history`'s `old_value` and `new_value` dates.
 const HISTORY_DATE: &str = "%Y-%m-%d";
@@ -449,8 +450,8 @@ pub fn deal_slippage(
 mod tests {
     use super::*;
     use crate::calendar::Grain;
-    use crate::metrics::testutil::*;
-    use crate::metrics::{Accepted, MetricId};
+    use crate::metrics::MetricId;
+    use crate::testutil::*;
 
     /// Whatever the value, `history_date` gives what polars' non-exact `to_date` gives, in a
     /// batch of clean dates (read by arithmetic) and mixed with others (read by polars).
@@ -544,6 +545,7 @@ mod tests {
             ..Default::default()
         };
         prepare(accepted, as_of)
+            .metrics
             .table(MetricId::DealSlippage, &periods(grain, from, to))?
             .collect()
     }
@@ -682,6 +684,7 @@ mod tests {
             ..Default::default()
         };
         let df = prepare(accepted, "2024-06-30")
+            .metrics
             .table(
                 MetricId::DealSlippage,
                 &periods(Grain::Month, "2024-01-01", "2024-02-01"),

@@ -9,8 +9,7 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 
 use crate::columns::{REP_ID, SOURCE_ROW, TEAM_CODE, TEAM_ID, VALID_FROM, VALID_TO};
-use crate::metrics::levels::{CodeSpace, lookup};
-use crate::metrics::periods::date_lit;
+use crate::metrics::dates::date_lit;
 
 pub const SEG_START: &str = "seg_start";
 pub const SEG_END: &str = "seg_end";
@@ -172,22 +171,6 @@ impl Codes {
         Codes { reps, teams }
     }
 
-    /// How many reps and teams these number (a count of each frame: cheap once they are
-    /// collected, as they are in a run's tables stage).
-    pub fn space(&self) -> PolarsResult<CodeSpace> {
-        let count = |lf: &LazyFrame| -> PolarsResult<u64> {
-            let df = lf
-                .clone()
-                .select([len().cast(DataType::UInt64).alias("n")])
-                .collect()?;
-            Ok(df.column("n")?.u64()?.get(0).unwrap_or(0))
-        };
-        Ok(CodeSpace {
-            reps: count(&self.reps)?,
-            teams: count(&self.teams)?,
-        })
-    }
-
     /// `segments` with each row's `__rep_code` and `__team_code` (null without a team), so
     /// [`with_team_on`] hands the codes to every event it places.
     pub fn on_segments(&self, segments: LazyFrame) -> LazyFrame {
@@ -227,4 +210,27 @@ pub fn with_team_on_by(
                 .fill_null(lit(false))),
         )
         .drop(cols([SEG_START, SEG_END]))
+}
+
+/// How many rep and team codes a run numbers ([`Codes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodeSpace {
+    pub reps: u64,
+    pub teams: u64,
+}
+
+impl CodeSpace {
+    /// Team slots per rep in `levels::sums_by_pair`'s pair code (a team or none), if every pair of a
+    /// rep or none and a team or none fits the code part of the group key (32 bits,
+    /// `levels::group_key`).
+    pub fn team_slots(self) -> Option<u64> {
+        let slots = self.teams.checked_add(1)?;
+        let pairs = self.reps.checked_add(1)?.checked_mul(slots)?;
+        (pairs <= 1 << 32).then_some(slots)
+    }
+}
+
+/// `rows` with the columns of `table` whose `key` matches (a left join on one column).
+pub fn lookup(rows: LazyFrame, table: LazyFrame, key: &str) -> LazyFrame {
+    rows.join(table, [col(key)], [col(key)], JoinArgs::new(JoinType::Left))
 }

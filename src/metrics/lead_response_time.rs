@@ -26,8 +26,7 @@ use crate::columns::{
     MEAN_RESPONSE_MINUTES, MEDIAN_RESPONSE_MINUTES, P90_RESPONSE_MINUTES, PERIOD_IDX, REP_CODE,
     REP_ID, REQUESTS, RESPONDED, RESPONSE_KIND, STARTED_AT, TEAM_CODE, TEAM_ID, UNRESPONDED,
 };
-use crate::io::scan::utc_datetime;
-use crate::metrics::collect_all;
+use crate::metrics::dates::utc_datetime;
 use crate::metrics::entities::with_team_on;
 use crate::metrics::levels::{
     Aggs, OrderStats, Sums, by_levels_keyed, count_i64, divided, pct, ratio,
@@ -147,40 +146,15 @@ pub fn first_touches_of(leads: LazyFrame, outbound: LazyFrame) -> LazyFrame {
 /// that of the activities plus one part's copy, not twice the activities.
 const FOLLOW_UP_PARTS: u64 = 8;
 
-/// How the follow-ups bring each deal's activities together before reading them in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DealOrder {
-    /// Sorted by a 64-bit hash of the deal id, then time: fast, but two deals whose ids share
-    /// a hash would interleave; [`FollowUps::shared_hash`] says whether that happened.
-    Hash,
-    /// Sorted by the hash, then the id itself, then time: exact, slower.
-    HashThenId,
-}
-
-/// Follow-up requests, and whether they can stand.
-pub struct FollowUps {
-    /// `rep_id` (deal owner; null for an unknown deal), `__request_at`, `__response_at`.
-    pub requests: LazyFrame,
-    /// One row, `shared`: true when two deal ids share a hash under [`DealOrder::Hash`]; the
-    /// requests must then be computed again with [`DealOrder::HashThenId`] (see
-    /// [`hashes_shared`]).
-    pub shared_hash: LazyFrame,
-}
-
-/// Whether a collected [`FollowUps::shared_hash`] found two deal ids sharing a hash.
-pub fn hashes_shared(check: &DataFrame) -> PolarsResult<bool> {
-    Ok(check.column(SHARED)?.bool()?.get(0).unwrap_or(false))
-}
-
-/// Follow-up requests ([`FollowUps`]).
+/// Follow-up requests: `rep_id` (the deal's owner; null for an unknown deal),
+/// `__request_at`, `__response_at` (null when unanswered).
 ///
 /// `owners`: `deal_id`, `rep_id` of known deals.
 pub fn follow_up_requests(
     activities: LazyFrame,
     owners: Option<LazyFrame>,
-    order: DealOrder,
-) -> PolarsResult<FollowUps> {
-    follow_ups_of_rows(follow_up_rows(activities), owners, order)
+) -> PolarsResult<LazyFrame> {
+    follow_ups_of_rows(follow_up_rows(activities), owners)
 }
 
 /// The activities follow-ups are found in: `deal_id`, `__deal_hash`, `activity_id`, `__out`
@@ -226,27 +200,23 @@ pub fn owners_of_part(owners: LazyFrame, k: u64, n: u64) -> LazyFrame {
 pub fn follow_ups_of_rows(
     activities: LazyFrame,
     owners: Option<LazyFrame>,
-    order: DealOrder,
-) -> PolarsResult<FollowUps> {
+) -> PolarsResult<LazyFrame> {
     // Cached, so the parts below filter one shared stream of rows: without it the optimiser
     // pushes each part's filter down into a scan of its own, and rows read from a file (the
-    // staged parts of `run::StagedRequests`) were read and decoded once per part. At 50 M
-    // activities each staged file took 3.5-4.0 s, read once 2.7-2.9 s (one sitting).
+    // spilled parts of `inputs::spill`) were read and decoded once per part.
     let activities = activities.cache();
     // A deal's activities are all in one part, so each part's requests are complete.
-    let mut parts = Vec::new();
-    let mut checks = Vec::new();
-    for part in 0..FOLLOW_UP_PARTS {
-        let sorted = sorted_by_deal(
-            follow_up_part(activities.clone(), part, FOLLOW_UP_PARTS),
-            order,
-        );
-        checks.push(shared_hash(sorted.clone(), order));
-        parts.push(follow_ups_of_part(sorted));
-    }
+    let parts = (0..FOLLOW_UP_PARTS)
+        .map(|part| {
+            follow_ups_of_part(sorted_by_deal(follow_up_part(
+                activities.clone(),
+                part,
+                FOLLOW_UP_PARTS,
+            )))
+        })
+        .collect::<Vec<_>>();
     let requests = concat(parts, UnionArgs::default())?;
-    let shared_hash = concat(checks, UnionArgs::default())?.select([col(SHARED).any(true)]);
-    let requests = match owners {
+    Ok(match owners {
         Some(o) => requests
             .join(
                 o.select([col(DEAL_ID), col(REP_ID)]),
@@ -260,26 +230,7 @@ pub fn follow_ups_of_rows(
             col(REQUEST_AT),
             col(RESPONSE_AT),
         ]),
-    };
-    Ok(FollowUps {
-        requests,
-        shared_hash,
     })
-}
-
-/// The follow-up requests of `rows` ([`follow_ups_of_rows`]), collected: in hash order, and
-/// computed again in the exact order if two deal ids among them share a hash.
-pub fn collect_follow_ups(rows: LazyFrame, owners: Option<LazyFrame>) -> PolarsResult<DataFrame> {
-    let fast = follow_ups_of_rows(rows.clone(), owners.clone(), DealOrder::Hash)?;
-    // One execution: the check reads the same sorted rows as the requests.
-    let mut dfs = collect_all(vec![fast.requests, fast.shared_hash], Engine::Streaming)?;
-    if !hashes_shared(&dfs[1])? {
-        return Ok(dfs.swap_remove(0));
-    }
-    Ok(follow_ups_of_rows(rows, owners, DealOrder::HashThenId)?
-        .requests
-        .collect_with_engine(Engine::Streaming)?
-        .unwrap_single())
 }
 
 /// Each lead's row number ([`first_touches_of`]).
@@ -290,40 +241,18 @@ const SUM_MICROS: &str = "__sum_micros";
 const DEAL_HASH: &str = "__deal_hash";
 /// Each deal's rows as one run, numbered ([`sorted_by_deal`]).
 const RUN: &str = "__run";
-/// [`FollowUps::shared_hash`]'s column.
-const SHARED: &str = "shared";
 
 /// Follow-up rows (whole deals) in deal order: each deal's rows contiguous and in
 /// (`started_at`, `activity_id`) order, with [`RUN`] numbering the deals, so the checks after
-/// it compare integers, not text. The order of deals is arbitrary, which is harmless: every
-/// figure is independent of it. Cached: the requests and the check read one sort.
-///
-/// [`DealOrder::Hash`] compares the deal id's 64-bit hash instead of its text: with the id
-/// as a sort key after the hash, the follow-ups took 0.94-0.98 s (1.7-1.9 s CPU) at 5 M
-/// activities, without it 0.78-0.90 s (1.4-1.7 s CPU) including the check below.
-fn sorted_by_deal(rows: LazyFrame, order: DealOrder) -> LazyFrame {
-    let (keys, run_key) = match order {
-        DealOrder::Hash => (vec![DEAL_HASH, STARTED_AT, ACTIVITY_ID], DEAL_HASH),
-        DealOrder::HashThenId => (vec![DEAL_HASH, DEAL_ID, STARTED_AT, ACTIVITY_ID], DEAL_ID),
-    };
-    rows.sort(keys, SortMultipleOptions::default())
-        .with_column(col(run_key).rle_id().alias(RUN))
-        .cache()
-}
-
-/// One row, [`SHARED`]: whether two deal ids share a hash among `sorted` rows
-/// ([`sorted_by_deal`]). In hash order their rows are adjacent, so some row then has the
-/// previous row's hash and not its id. Under [`DealOrder::HashThenId`] the order is exact
-/// anyway: false.
-fn shared_hash(sorted: LazyFrame, order: DealOrder) -> LazyFrame {
-    let same_as_previous = |c: &str| col(c).eq(col(c).shift(lit(1)));
-    let shared = match order {
-        DealOrder::Hash => same_as_previous(DEAL_HASH)
-            .and(same_as_previous(DEAL_ID).not())
-            .any(true),
-        DealOrder::HashThenId => lit(false),
-    };
-    sorted.select([shared.alias(SHARED)])
+/// it compare integers, not text. Sorted by the deal id's 64-bit hash first, which compares
+/// faster than its text, then by the id, which keeps apart two deals whose ids share a hash.
+/// The order of deals is arbitrary, which is harmless: every figure is independent of it.
+fn sorted_by_deal(rows: LazyFrame) -> LazyFrame {
+    rows.sort(
+        [DEAL_HASH, DEAL_ID, STARTED_AT, ACTIVITY_ID],
+        SortMultipleOptions::default(),
+    )
+    .with_column(col(DEAL_ID).rle_id().alias(RUN))
 }
 
 /// The follow-up requests (`deal_id`, `__request_at`, `__response_at`) among `sorted` rows
@@ -478,8 +407,8 @@ mod tests {
     use super::*;
     use crate::calendar::Grain;
     use crate::columns::LEVEL;
-    use crate::metrics::testutil::*;
-    use crate::metrics::{Accepted, MetricId};
+    use crate::metrics::MetricId;
+    use crate::testutil::*;
 
     const COLS: [&str; 13] = [
         "period",
@@ -514,6 +443,7 @@ mod tests {
             ..Default::default()
         };
         prepare(accepted, "2024-03-31")
+            .metrics
             .table(MetricId::LeadResponseTime, &periods(grain, from, to))?
             .collect()
     }
@@ -868,12 +798,12 @@ mod tests {
     }
 
     #[test]
-    fn deals_whose_ids_share_a_hash_are_found_and_sorted_apart() -> PolarsResult<()> {
-        // With one hash for both deals the hash order interleaves them (in, in, out, out),
-        // which read as one deal gives one request: the check must say so, and the exact
-        // order must give both.
-        let minutes = |requests: LazyFrame| -> PolarsResult<Vec<String>> {
-            let df = requests
+    fn deals_whose_ids_share_a_hash_are_sorted_apart() -> PolarsResult<()> {
+        // With one hash for both deals, sorting by the hash alone would interleave them
+        // (in, in, out, out), which read as one deal gives one request; the id after the hash
+        // keeps them apart: two requests, answered after 10 and 15 minutes.
+        let minutes = |hashes: [u64; 2]| -> PolarsResult<Vec<String>> {
+            let df = follow_ups_of_rows(two_deals(hashes)?, None)?
                 .select([(col(RESPONSE_AT) - col(REQUEST_AT))
                     .dt()
                     .total_minutes(false)
@@ -881,56 +811,9 @@ mod tests {
                 .collect()?;
             Ok(sorted_rows(&df, &["m"]))
         };
-        let follow_ups = |hashes: [u64; 2], order| -> PolarsResult<(Vec<String>, bool)> {
-            let f = follow_ups_of_rows(two_deals(hashes)?, None, order)?;
-            let shared = hashes_shared(&f.shared_hash.collect()?)?;
-            Ok((minutes(f.requests)?, shared))
-        };
         let both = vec!["10".to_string(), "15".to_string()];
-        assert_eq!(follow_ups([7, 8], DealOrder::Hash)?, (both.clone(), false));
-        assert_eq!(
-            follow_ups([7, 7], DealOrder::Hash)?,
-            (vec!["10".to_string()], true)
-        );
-        assert_eq!(
-            follow_ups([7, 7], DealOrder::HashThenId)?,
-            (both.clone(), false)
-        );
-        // Collected, a shared hash is sorted apart.
-        let collected = collect_follow_ups(two_deals([7, 7])?, None)?.lazy();
-        assert_eq!(minutes(collected)?, both);
-        Ok(())
-    }
-
-    #[test]
-    fn a_shared_hash_gives_the_same_requests_in_the_exact_order() -> PolarsResult<()> {
-        let accepted = Accepted {
-            reps: Some(reps(&[("R1", "T1"), ("R2", "T1")])),
-            reps_have_team: true,
-            leads: Some(leads(&[("L1", Some("R1"), "2024-01-10T09:00:00Z")])),
-            activities: Some(activities(&[
-                touch("A1", "R1", "L1", "2024-01-10T09:30:00Z"),
-                on_deal("A2", "R1", "D1", "inbound", "2024-01-10T10:00:00Z"),
-                on_deal("A3", "R2", "D1", "outbound", "2024-01-10T10:20:00Z"),
-                on_deal("A4", "R2", "D2", "inbound", "2024-01-10T11:00:00Z"),
-            ])),
-            ..Default::default()
-        };
-        let mut p = prepare(accepted, "2024-03-31");
-        let cols = [RESPONSE_KIND, REQUEST_DATE, MICROS];
-        let fast = p.requests.clone().expect("requests").collect()?;
-        assert_eq!(fast.height(), 3);
-        assert!(
-            !p.redo_requests_if_hashes_shared()?,
-            "no two ids share a hash here"
-        );
-        // As if two deal ids had shared a hash (and the requests were wrong): the requests
-        // again, in the exact order.
-        p.requests_check = Some(df!(SHARED => [true])?.lazy());
-        p.requests = Some(fast.head(Some(1)).lazy());
-        assert!(p.redo_requests_if_hashes_shared()?);
-        let exact = p.requests.clone().expect("requests").collect()?;
-        assert_eq!(sorted_rows(&exact, &cols), sorted_rows(&fast, &cols));
+        assert_eq!(minutes([7, 8])?, both);
+        assert_eq!(minutes([7, 7])?, both);
         Ok(())
     }
 }

@@ -13,8 +13,10 @@ use crate::columns::{
     IS_PARTIAL_PERIOD, LEVEL, PERIOD, PERIOD_END, PERIOD_IDX, PERIOD_START, REP_CODE, REP_ID,
     REP_NAME, TEAM_CODE, TEAM_ID, TEAM_NAME,
 };
-use crate::metrics::entities::{Codes, with_team_on};
-use crate::metrics::periods::{PeriodFrames, date_lit};
+use crate::metrics::dates::date_lit;
+use crate::metrics::entities::CodeSpace;
+use crate::metrics::entities::{Codes, lookup, with_team_on};
+use crate::metrics::periods::PeriodFrames;
 
 pub const REP: &str = "rep";
 pub const TEAM: &str = "team";
@@ -55,24 +57,6 @@ pub struct Sums<'a> {
     pub parts: &'a [(&'a str, Expr)],
     /// The output columns, computed from the parts' columns (which are then dropped).
     pub figures: &'a [Expr],
-}
-
-/// How many rep and team codes a run numbers ([`crate::metrics::entities::Codes`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CodeSpace {
-    pub reps: u64,
-    pub teams: u64,
-}
-
-impl CodeSpace {
-    /// Team slots per rep in [`sums_by_pair`]'s pair code (a team or none), if every pair of a
-    /// rep or none and a team or none fits the code part of the group key (32 bits,
-    /// [`group_key`]).
-    fn team_slots(self) -> Option<u64> {
-        let slots = self.teams.checked_add(1)?;
-        let pairs = self.reps.checked_add(1)?.checked_mul(slots)?;
-        (pairs <= 1 << 32).then_some(slots)
-    }
 }
 
 /// Order statistics (median, quantile) of [`by_levels_keyed`]: aggregations over the events
@@ -404,13 +388,11 @@ pub struct Dimensions {
     /// From [`crate::metrics::entities::team_segments`], with [`Codes::on_segments`].
     pub segments: LazyFrame,
     pub codes: Codes,
+    /// How many reps and teams `codes` number, once they are collected (the rep and team
+    /// pairs are then summed by one integer key, [`by_levels`]).
+    pub code_space: Option<CodeSpace>,
     pub as_of: NaiveDate,
     pub extra_sort: Vec<String>,
-}
-
-/// `rows` with the columns of `table` whose `key` matches (a left join on one column).
-pub fn lookup(rows: LazyFrame, table: LazyFrame, key: &str) -> LazyFrame {
-    rows.join(table, [col(key)], [col(key)], JoinArgs::new(JoinType::Left))
 }
 
 /// Vertical concat that fills columns missing in some inputs with nulls.
@@ -521,7 +503,7 @@ mod tests {
     /// inside January, R1 has no team, one event has no rep; two values of an extra key.
     fn summed_levels(space: Option<CodeSpace>) -> PolarsResult<Vec<String>> {
         use crate::calendar::Grain;
-        use crate::metrics::testutil::{d, periods, sorted_rows};
+        use crate::testutil::{d, periods, sorted_rows};
         let events = df!(
             PERIOD_IDX => [0i32, 0, 0, 0, 0, 1, 1],
             REP_CODE => [Some(0u32), Some(0), Some(1), None, Some(0), Some(1), Some(0)],

@@ -9,18 +9,8 @@ use polars::prelude::*;
 
 use crate::calendar::Period;
 use crate::columns::{IS_PARTIAL_PERIOD, PERIOD, PERIOD_END, PERIOD_IDX, PERIOD_START};
-use crate::metrics::levels::CodeSpace;
-
-/// Days since 1970-01-01, the physical value of a polars `Date`.
-pub fn epoch_days(d: NaiveDate) -> i32 {
-    // Dates we build stay within ±5.8 million years of 1970, so i32 holds them.
-    (d - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or(NaiveDate::MIN)).num_days() as i32
-}
-
-/// A `Date` literal.
-pub fn date_lit(d: NaiveDate) -> Expr {
-    lit(epoch_days(d)).cast(DataType::Date)
-}
+use crate::metrics::dates::epoch_days;
+use crate::metrics::entities::CodeSpace;
 
 /// The first day of the month of each date of the `Date` expression `e`.
 ///
@@ -123,9 +113,9 @@ impl PeriodFrames {
         })
     }
 
-    /// These frames with the run's [`CodeSpace`].
-    pub fn with_code_space(mut self, space: CodeSpace) -> Self {
-        self.code_space = Some(space);
+    /// These frames with the run's [`CodeSpace`], when it is known.
+    pub fn with_code_space(mut self, space: Option<CodeSpace>) -> Self {
+        self.code_space = space;
         self
     }
 
@@ -167,7 +157,7 @@ mod tests {
 
     use super::*;
     use crate::calendar::Grain;
-    use crate::metrics::testutil::{d, dates, periods, rows};
+    use crate::testutil::{d, dates, periods, rows};
 
     #[test]
     fn month_start_days_agrees_with_chrono_on_every_day() {

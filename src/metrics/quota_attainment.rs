@@ -26,11 +26,12 @@ use crate::columns::{
     QUOTA_AMOUNT, REP_CODE, REP_ID, REPS_AT_OR_ABOVE_QUOTA, REPS_WITH_QUOTA,
     SHARE_REPS_AT_QUOTA_PCT, TEAM_CODE, TEAM_ID,
 };
+use crate::metrics::dates::epoch_days;
 use crate::metrics::entities::{SEG_FIRST_DAY, SEG_LAST_DAY, with_segment_days};
 use crate::metrics::levels::{
     COMPANY, REP, TEAM, by_levels, cents, concat_diagonal, count_i64, pct,
 };
-use crate::metrics::periods::{PeriodFrames, epoch_days};
+use crate::metrics::periods::PeriodFrames;
 
 /// Output columns after the shared ones.
 pub const COLUMNS: [&str; 6] = [
@@ -202,7 +203,7 @@ mod tests {
     use super::*;
     use crate::calendar::Grain;
     use crate::metrics::MetricId;
-    use crate::metrics::testutil::*;
+    use crate::testutil::*;
 
     const COLS: [&str; 10] = [
         "period",
@@ -344,6 +345,7 @@ mod tests {
             "2024-02-15",
         );
         let out = p
+            .metrics
             .table(
                 MetricId::QuotaAttainment,
                 &periods(Grain::Month, "2024-01-01", "2024-02-01"),
@@ -409,6 +411,7 @@ mod tests {
             "2024-06-30",
         );
         let out = p
+            .metrics
             .table(
                 MetricId::QuotaAttainment,
                 &periods(Grain::Quarter, "2024-01-01", "2024-01-01"),
@@ -465,6 +468,7 @@ mod tests {
             "2024-01-20",
         );
         let out = p
+            .metrics
             .table(
                 MetricId::QuotaAttainment,
                 &periods(Grain::Month, "2024-01-01", "2024-01-01"),
@@ -500,6 +504,7 @@ mod tests {
             "2024-03-31",
         );
         let out = p
+            .metrics
             .table(
                 MetricId::QuotaAttainment,
                 &periods(Grain::Month, "2024-01-01", "2024-02-01"),

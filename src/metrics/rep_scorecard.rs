@@ -86,8 +86,8 @@ pub fn rep_scorecard(parts: Vec<LazyFrame>, periods: &PeriodFrames) -> PolarsRes
 mod tests {
     use super::*;
     use crate::calendar::Grain;
-    use crate::metrics::testutil::*;
-    use crate::metrics::{Accepted, MetricId, Settings};
+    use crate::metrics::{MetricId, Settings};
+    use crate::testutil::*;
 
     #[test]
     fn company_rows_exist_without_any_other_table() -> PolarsResult<()> {
@@ -100,6 +100,7 @@ mod tests {
             "2024-02-29",
         );
         let df = p
+            .metrics
             .scorecard(&periods(Grain::Month, "2024-01-01", "2024-02-01"), &[])?
             .collect()?;
         assert_eq!(
@@ -146,9 +147,9 @@ mod tests {
         let jan = periods(Grain::Month, "2024-01-01", "2024-01-01");
         let mut done = Vec::new();
         for id in [MetricId::QuotaAttainment, MetricId::DealSize] {
-            done.push((id, p.table(id, &jan)?.collect()?));
+            done.push((id, p.metrics.table(id, &jan)?.collect()?));
         }
-        let df = p.scorecard(&jan, &done)?.collect()?;
+        let df = p.metrics.scorecard(&jan, &done)?.collect()?;
         let cols = [
             "level",
             "rep_id",

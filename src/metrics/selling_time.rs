@@ -25,10 +25,10 @@ use crate::columns::{
     SELLING_TIME_PCT, TEAM_CODE, TEAM_ID, TOTAL_MINUTES, UNCLASSIFIED_MINUTES, VALID_FROM,
     VALID_TO,
 };
-use crate::metrics::entities::{SEG_FIRST_DAY, SEG_LAST_DAY, with_segment_days, with_team_on_by};
-use crate::metrics::levels::{
-    by_levels, concat_diagonal, distinct_period_codes, divided, lookup, pct,
+use crate::metrics::entities::{
+    SEG_FIRST_DAY, SEG_LAST_DAY, lookup, with_segment_days, with_team_on_by,
 };
+use crate::metrics::levels::{by_levels, concat_diagonal, distinct_period_codes, divided, pct};
 use crate::metrics::periods::{PeriodFrames, first_of_month};
 
 pub const COLUMNS: [&str; 7] = [
@@ -432,8 +432,8 @@ pub fn selling_time(
 mod tests {
     use super::*;
     use crate::calendar::Grain;
-    use crate::metrics::testutil::*;
-    use crate::metrics::{Accepted, MetricId, Settings};
+    use crate::metrics::{MetricId, Settings};
+    use crate::testutil::*;
 
     const COLS: [&str; 10] = [
         "period",
@@ -509,6 +509,7 @@ mod tests {
         ]);
         let p = prepare(accepted(acts), "2024-01-31");
         let df = p
+            .metrics
             .table(
                 MetricId::SellingTime,
                 &periods(Grain::Month, "2024-01-01", "2024-01-01"),
@@ -544,6 +545,7 @@ mod tests {
             settings,
         );
         let df = p
+            .metrics
             .table(
                 MetricId::SellingTime,
                 &periods(Grain::Month, "2024-01-01", "2024-02-01"),
@@ -581,6 +583,7 @@ mod tests {
         settings.selling.working_minutes_per_day = Some(480.0);
         let p = prepare_with(a, "2024-02-29", chrono_tz::UTC, settings);
         let df = p
+            .metrics
             .table(
                 MetricId::SellingTime,
                 &periods(Grain::Month, "2024-02-01", "2024-02-01"),
@@ -691,8 +694,9 @@ mod tests {
                 Settings::default(),
             )
         };
-        let daily = |p: &crate::metrics::Prepared| -> PolarsResult<Vec<String>> {
+        let daily = |p: &crate::inputs::prepare::Prepared| -> PolarsResult<Vec<String>> {
             let df = p
+                .metrics
                 .daily_minutes
                 .clone()
                 .expect("activities")
@@ -735,6 +739,7 @@ mod tests {
         // The tables add the buckets up: February T1 30 + 10 + 10 + 20, T2 25 + 10; March T1
         // 30, T2 60.
         let df = months
+            .metrics
             .table(
                 MetricId::SellingTime,
                 &periods(Grain::Month, "2024-02-01", "2024-03-01"),
@@ -754,6 +759,7 @@ mod tests {
         // that may straddle its periods.
         assert!(
             months
+                .metrics
                 .table(
                     MetricId::SellingTime,
                     &periods(Grain::Week, "2024-02-05", "2024-02-05")
@@ -868,6 +874,8 @@ mod tests {
             let p = prepare_for(&a, "2025-06-30", chrono_tz::UTC, calendar, &grains, settings);
             let periods = calendar.periods_between(grain, d("2024-01-01"), d("2024-12-31"));
             let df = p
+                .metrics
+
                 .table(MetricId::SellingTime, &periods)?
                 .filter(col("level").eq(lit("team")).and(col(TOTAL_MINUTES).gt(lit(0.0))))
                 .sort(["period", "team_id"], SortMultipleOptions::default())
@@ -880,7 +888,7 @@ mod tests {
     fn weekdays_between_counts_monday_to_friday() -> PolarsResult<()> {
         // (from, to) inclusive: Sat-Sun 0, Fri-Mon 2, one Monday 1, the week around
         // 1970-01-01 (a Thursday; Mon 1969-12-29 .. Sun 1970-01-04) 5, February 2024 21.
-        let day = |s: &str| crate::metrics::periods::epoch_days(d(s));
+        let day = |s: &str| crate::metrics::dates::epoch_days(d(s));
         let spans = [
             ("2024-02-03", "2024-02-04"),
             ("2024-02-02", "2024-02-05"),

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::Error;
-use crate::io::s3::{self, S3Settings};
+pub mod s3;
+
+use s3::S3Settings;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {

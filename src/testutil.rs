@@ -5,7 +5,9 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 
 use crate::calendar::{Calendar, Grain, Period};
-use crate::metrics::periods::epoch_days;
+/// The accepted input frames a test builds its metric inputs from, as a run does.
+pub use crate::inputs::prepare::Accepted;
+use crate::metrics::dates::epoch_days;
 
 pub fn d(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("test date")
@@ -192,8 +194,8 @@ pub fn prepared(
     quotas: Option<LazyFrame>,
     deals: Option<LazyFrame>,
     as_of: &str,
-) -> crate::metrics::Prepared {
-    let accepted = crate::metrics::Accepted {
+) -> crate::inputs::prepare::Prepared {
+    let accepted = Accepted {
         reps: Some(reps),
         reps_have_team: true,
         memberships,
@@ -206,7 +208,7 @@ pub fn prepared(
 }
 
 /// Prepared inputs from any accepted frames (UTC, calendar year, default settings, all metrics).
-pub fn prepare(accepted: crate::metrics::Accepted, as_of: &str) -> crate::metrics::Prepared {
+pub fn prepare(accepted: Accepted, as_of: &str) -> crate::inputs::prepare::Prepared {
     prepare_with(
         accepted,
         as_of,
@@ -367,11 +369,11 @@ pub fn reps_with_roles(rows: &[(&str, &str, &str)]) -> LazyFrame {
 
 /// Like [`prepare`], with a reporting time zone and settings of the test's choice.
 pub fn prepare_with(
-    accepted: crate::metrics::Accepted,
+    accepted: Accepted,
     as_of: &str,
     tz: chrono_tz::Tz,
     settings: crate::metrics::Settings,
-) -> crate::metrics::Prepared {
+) -> crate::inputs::prepare::Prepared {
     prepare_for(
         &accepted,
         as_of,
@@ -385,13 +387,19 @@ pub fn prepare_with(
 /// Like [`prepare_with`], with the calendar and the grains the tables may ask for of the
 /// test's choice too.
 pub fn prepare_for(
-    accepted: &crate::metrics::Accepted,
+    accepted: &Accepted,
     as_of: &str,
     tz: chrono_tz::Tz,
     calendar: Calendar,
     grains: &[crate::calendar::Grain],
     settings: crate::metrics::Settings,
-) -> crate::metrics::Prepared {
-    crate::metrics::Prepared::new(accepted, d(as_of), tz, calendar, grains, settings)
-        .expect("prepared")
+) -> crate::inputs::prepare::Prepared {
+    let mut p =
+        crate::inputs::prepare::Prepared::new(accepted, d(as_of), tz, calendar, grains, settings)
+            .expect("prepared");
+    // Collected as a run's inputs stage collects them.
+    let frames = crate::exec::collect_all(p.input_plans(), polars::prelude::Engine::InMemory)
+        .expect("prepared frames");
+    p.materialize(frames).expect("materialized");
+    p
 }

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use crate::calendar::Grain;
 use crate::columns::PERIOD;
-use crate::io::location::Location;
+use crate::storage::Location;
 
 /// One partition ready to publish.
 pub struct Partition {

@@ -20,7 +20,7 @@ use anyhow::Result;
 use polars::prelude::*;
 use serde::Serialize;
 
-use crate::metrics::periods::epoch_days;
+use crate::metrics::dates::epoch_days;
 
 /// Rows per chunk (and per Parquet row group) for large tables.
 pub const CHUNK_ROWS: usize = 1_000_000;
