@@ -40,65 +40,27 @@ use crate::columns::{
     PERIOD_IDX, PERIOD_START, REP_CODE, SLIPPAGE_RATE_PCT, SLIPPED_AMOUNT, SOURCE_ROW, STATUS,
     TEAM_CODE,
 };
-use crate::metrics::dates::{date_lit, epoch_days};
+use crate::metrics::dates::date_lit;
 use crate::metrics::dates::{local_midnight, to_local_date, utc_datetime};
 use crate::metrics::entities::with_team_on;
 use crate::metrics::is_won;
 use crate::metrics::levels::{
-    Aggs, OrderStats, Sums, by_levels_keyed, cents, concat_diagonal, count_i64, pct, ratio,
+    Aggs, OrderStats, Sums, by_levels_keyed, cents, count_i64, pct, ratio,
 };
 use crate::metrics::periods::PeriodFrames;
 
 /// The format of `deal_history`'s `old_value` and `new_value` dates.
 const HISTORY_DATE: &str = "%Y-%m-%d";
 
-/// A `deal_history` value column as dates: the first `%Y-%m-%d` date in each value, as polars'
-/// non-exact `to_date` finds it ("2024-03-15", "2024-03-15T10:00:00Z", "on 2024-03-15"), null
-/// where there is none.
-///
-/// polars parses every value with chrono, trying each position in turn. A batch whose every
-/// value begins with a valid `YYYY-MM-DD` date (exports nearly always write them so) is read
-/// from those ten bytes instead (0.75 % fewer instructions in a run on 500 k activities); any
-/// other goes to polars, so the result is always exactly polars'.
+/// A `deal_history` value column as dates: the first `%Y-%m-%d` date in each value
+/// ("2024-03-15", "2024-03-15T10:00:00Z", "on 2024-03-15"), null where there is none.
 pub fn history_date(e: Expr) -> Expr {
-    e.map(
-        |c: Column| {
-            let texts = c.as_materialized_series().str()?;
-            let leading: Option<Vec<Option<i32>>> = texts
-                .iter()
-                .map(|v| match v {
-                    None => Some(None),
-                    Some(v) => leading_iso_date(v).map(Some),
-                })
-                .collect();
-            let days = match leading {
-                Some(days) => {
-                    Int32Chunked::from_iter_options(c.name().clone(), days.into_iter()).into_date()
-                }
-                None => texts.as_date_not_exact(Some(HISTORY_DATE))?,
-            };
-            Ok(days.into_column())
-        },
-        |_, f| Ok(Field::new(f.name().clone(), DataType::Date)),
-    )
-}
-
-/// The date `v` begins with, as days since 1970, when its first ten bytes are a valid
-/// `YYYY-MM-DD` date: then chrono's `%Y-%m-%d` (at most four digits of year, two of month and
-/// of day) reads exactly that date at the first position polars tries.
-fn leading_iso_date(v: &str) -> Option<i32> {
-    let b = v.as_bytes().get(..10)?;
-    let number = |digits: &[u8]| {
-        digits.iter().try_fold(0u32, |n, &c| {
-            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
-        })
-    };
-    if b[4] != b'-' || b[7] != b'-' {
-        return None;
-    }
-    let year = number(&b[..4])?;
-    let date = NaiveDate::from_ymd_opt(year as i32, number(&b[5..7])?, number(&b[8..10])?)?;
-    Some(epoch_days(date))
+    e.str().to_date(StrptimeOptions {
+        format: Some(HISTORY_DATE.into()),
+        strict: false,
+        exact: false,
+        cache: true,
+    })
 }
 
 /// Output columns after the shared ones.
@@ -208,7 +170,7 @@ pub fn versions(
             JoinArgs::new(JoinType::Anti),
         ),
     );
-    concat_diagonal([changed, without_history])
+    concat_lf_diagonal([changed, without_history], UnionArgs::default())
 }
 
 /// The history's changes of the deals in `deals`, with the deal's [`DEAL_CODE`] instead of
@@ -453,62 +415,39 @@ mod tests {
     use crate::metrics::MetricId;
     use crate::testutil::*;
 
-    /// Whatever the value, `history_date` gives what polars' non-exact `to_date` gives, in a
-    /// batch of clean dates (read by arithmetic) and mixed with others (read by polars).
     #[test]
-    fn history_dates_are_polars_non_exact_dates() -> PolarsResult<()> {
+    fn history_dates_are_the_first_iso_date_in_each_value() -> PolarsResult<()> {
         let values = [
             Some("2024-03-15"),
             Some("2024-03-15T10:00:00Z"),
-            Some("2024-03-151"),
+            Some("on 2024-03-15"),
             None,
-            Some("1999-12-31 23:59"),
-            Some("0001-01-01"),
-            Some("9999-12-31"),
             Some("2024-02-29"),
             Some("2023-02-29"),
-            Some("2024-13-01"),
-            Some("2024-00-10"),
-            Some("2024-3-15"),
-            Some("on 2024-03-15"),
-            Some("2024/03/15"),
             Some("15.03.2024"),
-            Some("+2024-03-15"),
-            Some("20240-03-15"),
-            Some("2024-03-1x"),
-            Some(" 2024-03-15"),
-            Some("2024-03-15é"),
-            Some("é2024-03-15"),
             Some(""),
-            Some("2024-03"),
         ];
-        let polars = |v: &[Option<&str>]| -> PolarsResult<Vec<Option<i32>>> {
-            let ca = StringChunked::from_iter_options("v".into(), v.iter().copied());
-            Ok(ca
-                .as_date_not_exact(Some(HISTORY_DATE))?
-                .physical()
-                .iter()
-                .collect())
-        };
-        let ours = |v: &[Option<&str>]| -> PolarsResult<Vec<Option<i32>>> {
-            let df = df!("v" => v)?
-                .lazy()
-                .select([history_date(col("v"))])
-                .collect()?;
-            Ok(df
-                .column("v")?
-                .cast(&DataType::Int32)?
-                .i32()?
-                .iter()
-                .collect())
-        };
-        // Each value alone (a clean date alone takes the arithmetic), then all in one batch.
-        for v in values {
-            assert_eq!(ours(&[v])?, polars(&[v])?, "{v:?}");
-        }
-        assert_eq!(ours(&values)?, polars(&values)?);
-        let clean = [Some("2024-03-15"), None, Some("2024-03-15T10:00:00Z")];
-        assert_eq!(ours(&clean)?, vec![Some(19797), None, Some(19797)]);
+        let df = df!("v" => values)?
+            .lazy()
+            .select([history_date(col("v"))
+                .dt()
+                .to_string("%Y-%m-%d")
+                .fill_null(lit("-"))])
+            .collect()?;
+        let got: Vec<&str> = df.column("v")?.str()?.iter().flatten().collect();
+        assert_eq!(
+            got,
+            [
+                "2024-03-15",
+                "2024-03-15",
+                "2024-03-15",
+                "-",
+                "2024-02-29",
+                "-",
+                "-",
+                "-"
+            ]
+        );
         Ok(())
     }
 

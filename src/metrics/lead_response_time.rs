@@ -101,12 +101,9 @@ pub fn touches(activities: LazyFrame) -> LazyFrame {
 
 /// [`first_touch_requests`] from the [`touches`] of the activities.
 pub fn first_touches_of(leads: LazyFrame, outbound: LazyFrame) -> LazyFrame {
-    // Leads numbered once, so the touches meet the lead id's text in one join and the
-    // group-by and the join back compare integers.
-    let leads = leads.with_row_index(LEAD_CODE, None);
     let first = leads
         .clone()
-        .select([col(LEAD_CODE), col(LEAD_ID), col(CREATED_AT)])
+        .select([col(LEAD_ID), col(CREATED_AT)])
         .join(
             outbound,
             [col(LEAD_ID)],
@@ -116,11 +113,10 @@ pub fn first_touches_of(leads: LazyFrame, outbound: LazyFrame) -> LazyFrame {
         // A touch logged before the lead existed is not a response to it.
         .filter(col(STARTED_AT).gt_eq(col(CREATED_AT)))
         // Touches numbered once in (time, id) order, so each lead's first touch is the one
-        // with the lowest number: a plain reduction instead of a sort within every lead
-        // (0.45 s -> 0.07 s at 5 M activities).
+        // with the lowest number: a plain reduction instead of a sort within every lead.
         .sort([STARTED_AT, ACTIVITY_ID], SortMultipleOptions::default())
         .with_row_index("__order", None)
-        .group_by([col(LEAD_CODE)])
+        .group_by([col(LEAD_ID)])
         .agg([
             col(STARTED_AT).min().alias(RESPONSE_AT),
             col("__responder")
@@ -130,8 +126,8 @@ pub fn first_touches_of(leads: LazyFrame, outbound: LazyFrame) -> LazyFrame {
     leads
         .join(
             first,
-            [col(LEAD_CODE)],
-            [col(LEAD_CODE)],
+            [col(LEAD_ID)],
+            [col(LEAD_ID)],
             JoinArgs::new(JoinType::Left),
         )
         .select([
@@ -233,8 +229,6 @@ pub fn follow_ups_of_rows(
     })
 }
 
-/// Each lead's row number ([`first_touches_of`]).
-const LEAD_CODE: &str = "__lead_code";
 /// The sum of the answered requests' response times, for the mean.
 const SUM_MICROS: &str = "__sum_micros";
 /// The hash of each activity's deal id ([`follow_up_rows`]).

@@ -170,7 +170,7 @@ pub fn by_levels_keyed(
                 .collect::<Vec<_>>(),
         )
         .with_column(lit(COMPANY).alias(LEVEL));
-    concat_diagonal([company, team, rep])
+    concat_lf_diagonal([company, team, rep], UnionArgs::default())
 }
 
 fn named(parts: &[(&str, Expr)]) -> Vec<Expr> {
@@ -328,7 +328,7 @@ pub fn finish(
     )
     .drop(cols(["__team_day", REP_CODE, TEAM_CODE]));
     let other_rows = rows.filter(is_rep.not());
-    let rows = concat_diagonal([other_rows, rep_rows])?;
+    let rows = concat_lf_diagonal([other_rows, rep_rows], UnionArgs::default())?;
     let rows = lookup(rows, ctx.rep_names.clone(), REP_ID);
     let rows = lookup(rows, ctx.team_names.clone(), TEAM_ID);
     Ok(ordered(rows, PERIOD_IDX, &ctx.extra_sort, metric_cols))
@@ -393,20 +393,6 @@ pub struct Dimensions {
     pub code_space: Option<CodeSpace>,
     pub as_of: NaiveDate,
     pub extra_sort: Vec<String>,
-}
-
-/// Vertical concat that fills columns missing in some inputs with nulls.
-///
-/// `concat_lf_diagonal` needs polars' `diagonal_concat` feature (a full polars rebuild);
-/// the plan conversion honours `UnionArgs::diagonal` without it.
-pub fn concat_diagonal<L: AsRef<[LazyFrame]>>(inputs: L) -> PolarsResult<LazyFrame> {
-    concat(
-        inputs,
-        UnionArgs {
-            diagonal: true,
-            ..UnionArgs::default()
-        },
-    )
 }
 
 /// A money sum rounded to the cent (half away from zero): floating-point sums of cents carry

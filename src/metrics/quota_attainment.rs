@@ -28,9 +28,7 @@ use crate::columns::{
 };
 use crate::metrics::dates::epoch_days;
 use crate::metrics::entities::{SEG_FIRST_DAY, SEG_LAST_DAY, with_segment_days};
-use crate::metrics::levels::{
-    COMPANY, REP, TEAM, by_levels, cents, concat_diagonal, count_i64, pct,
-};
+use crate::metrics::levels::{COMPANY, REP, TEAM, by_levels, cents, count_i64, pct};
 use crate::metrics::periods::PeriodFrames;
 
 /// Output columns after the shared ones.
@@ -115,15 +113,18 @@ pub fn quota_attainment(
 ) -> PolarsResult<LazyFrame> {
     // Both are read twice below (the totals and the reps-at-quota counts).
     let shares = shares.cache();
-    let events = concat_diagonal([
-        won.select([
-            col(PERIOD_IDX),
-            col(REP_CODE),
-            col(TEAM_CODE),
-            col(AMOUNT).alias(BOOKINGS),
-        ]),
-        shares.clone(),
-    ])?;
+    let events = concat_lf_diagonal(
+        [
+            won.select([
+                col(PERIOD_IDX),
+                col(REP_CODE),
+                col(TEAM_CODE),
+                col(AMOUNT).alias(BOOKINGS),
+            ]),
+            shares.clone(),
+        ],
+        UnionArgs::default(),
+    )?;
     let aggs = [
         cents(col(BOOKINGS).sum()).alias(BOOKINGS),
         when(col(QUOTA).count().gt(lit(0)))
@@ -172,7 +173,7 @@ pub fn quota_attainment(
             lit(COMPANY).alias(LEVEL),
             lit(NULL).cast(DataType::UInt32).alias(TEAM_CODE),
         ]);
-    let all_counts = concat_diagonal([team_counts, company_counts])?;
+    let all_counts = concat_lf_diagonal([team_counts, company_counts], UnionArgs::default())?;
     let mut args = JoinArgs::new(JoinType::Left);
     args.nulls_equal = true;
     let not_rep = col(LEVEL).neq(lit(REP));

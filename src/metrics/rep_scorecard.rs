@@ -15,7 +15,7 @@ use crate::columns::{
     REP_ID, SELLING_MINUTES, SELLING_TIME_PCT, SLIPPAGE_RATE_PCT, TEAM_ID, WON_AMOUNT, WON_DEALS,
 };
 use crate::columns::{IS_PARTIAL_PERIOD, PERIOD, PERIOD_END, PERIOD_START, REP_NAME, TEAM_NAME};
-use crate::metrics::levels::{COMPANY, concat_diagonal, ordered};
+use crate::metrics::levels::{COMPANY, ordered};
 use crate::metrics::periods::PeriodFrames;
 
 /// Output columns after the shared ones, with their types.
@@ -76,7 +76,7 @@ pub fn rep_scorecard(parts: Vec<LazyFrame>, periods: &PeriodFrames) -> PolarsRes
     // Each entity appears at most once per source table, so at most one value per column is
     // non-null within a group and `max` picks it.
     aggs.extend(COLUMNS.iter().map(|(name, _)| col(*name).max()));
-    let rows = concat_diagonal(frames)?
+    let rows = concat_lf_diagonal(frames, UnionArgs::default())?
         .group_by([col(PERIOD), col(LEVEL), col(TEAM_ID), col(REP_ID)])
         .agg(aggs);
     Ok(ordered(rows, PERIOD_START, &[], &column_names()))

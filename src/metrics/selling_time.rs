@@ -28,8 +28,8 @@ use crate::columns::{
 use crate::metrics::entities::{
     SEG_FIRST_DAY, SEG_LAST_DAY, lookup, with_segment_days, with_team_on_by,
 };
-use crate::metrics::levels::{by_levels, concat_diagonal, distinct_period_codes, divided, pct};
-use crate::metrics::periods::{PeriodFrames, first_of_month};
+use crate::metrics::levels::{by_levels, distinct_period_codes, divided, pct};
+use crate::metrics::periods::PeriodFrames;
 
 pub const COLUMNS: [&str; 7] = [
     SELLING_MINUTES,
@@ -89,80 +89,29 @@ impl Default for SellingSettings {
 /// case): the role's lists first, then the defaults, else `unclassified`. Within one scope a
 /// type in both lists is selling; of two roles that are the same in lower case, the later in
 /// the pipeline file's (sorted) order wins.
-///
-/// One pass over the two columns with a lookup per value (`CategoryLookup`). Written as
-/// polars expressions (a comparison of the whole type column per listed word, each building
-/// a bitmap, and a `when` chain) it cost 0.6 % more of a run's instructions at 500 k
-/// activities with the default lists.
 pub fn category(s: &SellingSettings) -> Expr {
-    let lookup = Arc::new(CategoryLookup::new(s));
-    col(ACTIVITY_TYPE).map_many(
-        move |columns: &mut [Column]| {
-            let types = columns[0].as_materialized_series().str()?;
-            let roles = columns[1].as_materialized_series().str()?;
-            let codes: Vec<u32> = types
-                .iter()
-                .zip(roles.iter())
-                .map(|(t, role)| lookup.code(t, role))
-                .collect();
-            Ok(UInt32Chunked::from_vec(CATEGORY.into(), codes).into_column())
-        },
-        &[col(ROLE)],
-        |_, _| Ok(Field::new(CATEGORY.into(), DataType::UInt32)),
-    )
-}
-
-/// The category of each listed type, per scope ([`category`]). The lists are a few words, so
-/// a scan comparing lengths first costs less per value than hashing it.
-struct CategoryLookup {
-    defaults: Vec<(String, u32)>,
-    /// Lower-case role, its types.
-    roles: Vec<(String, Vec<(String, u32)>)>,
-}
-
-impl CategoryLookup {
-    fn new(s: &SellingSettings) -> CategoryLookup {
-        // Selling first, so a type in both lists is selling.
-        let scope = |lists: &TypeLists| -> Vec<(String, u32)> {
-            let selling = lists.selling.iter().map(|t| (t.to_lowercase(), SELLING));
-            let non_selling = lists
-                .non_selling
-                .iter()
-                .map(|t| (t.to_lowercase(), NON_SELLING));
-            selling.chain(non_selling).collect()
-        };
-        let mut roles: Vec<(String, Vec<(String, u32)>)> = Vec::new();
-        for (role, lists) in &s.roles {
-            // A later role of the same lower-case name comes first; the earlier one's lists
-            // still count for the types the later one does not list.
-            let role = role.to_lowercase();
-            let mut codes = scope(lists);
-            if let Some(i) = roles.iter().position(|(r, _)| *r == role) {
-                codes.extend(roles.remove(i).1);
-            }
-            roles.push((role, codes));
-        }
-        CategoryLookup {
-            defaults: scope(&s.default),
-            roles,
-        }
+    let in_list = |types: &[String]| {
+        types
+            .iter()
+            .map(|t| col(ACTIVITY_TYPE).eq(lit(t.to_lowercase())))
+            .reduce(Expr::or)
+            .unwrap_or(lit(false))
+            .fill_null(lit(false))
+    };
+    let mut category = when(in_list(&s.default.selling))
+        .then(lit(SELLING))
+        .when(in_list(&s.default.non_selling))
+        .then(lit(NON_SELLING))
+        .otherwise(lit(UNCLASSIFIED));
+    for (role, lists) in &s.roles {
+        let is_role = col(ROLE).eq(lit(role.to_lowercase())).fill_null(lit(false));
+        category = when(is_role.clone().and(in_list(&lists.selling)))
+            .then(lit(SELLING))
+            .when(is_role.and(in_list(&lists.non_selling)))
+            .then(lit(NON_SELLING))
+            .otherwise(category);
     }
-
-    fn code(&self, activity_type: Option<&str>, role: Option<&str>) -> u32 {
-        let find = |codes: &[(String, u32)], t: &str| {
-            codes
-                .iter()
-                .find(|(listed, _)| listed == t)
-                .map(|(_, c)| *c)
-        };
-        let Some(t) = activity_type else {
-            return UNCLASSIFIED;
-        };
-        role.and_then(|r| self.roles.iter().find(|(listed, _)| listed == r))
-            .and_then(|(_, codes)| find(codes, t))
-            .or_else(|| find(&self.defaults, t))
-            .unwrap_or(UNCLASSIFIED)
-    }
+    category.cast(DataType::UInt32)
 }
 
 /// Adds `category` ([`category`]) to activities with `activity_type` and `role`.
@@ -175,7 +124,10 @@ pub fn classify(activities: LazyFrame, s: &SellingSettings) -> LazyFrame {
 /// calendar or fiscal, are whole months), cut at each Monday when weeks are among the grains.
 pub fn bucket_start(date: Expr, grains: &[Grain]) -> Expr {
     let day = || date.clone().cast(DataType::Int32).cast(DataType::Int64);
-    let month_start = first_of_month(date.clone())
+    let month_start = date
+        .clone()
+        .dt()
+        .month_start()
         .cast(DataType::Int32)
         .cast(DataType::Int64);
     let start = match grains.contains(&Grain::Week) {
@@ -400,7 +352,7 @@ pub fn selling_time(
                     .alias("__capacity"),
                 ]);
             aggs.push(col("__capacity").sum().alias(CAPACITY_MINUTES));
-            concat_diagonal([events, capacity])?
+            concat_lf_diagonal([events, capacity], UnionArgs::default())?
         }
         None => events,
     };
@@ -909,36 +861,8 @@ mod tests {
         Ok(())
     }
 
-    /// The category as the polars expression it was written as before [`CategoryLookup`]
-    /// (one comparison per listed word, roles in the settings' order, each later one
-    /// wrapping the earlier), the reference the lookup must agree with.
-    fn category_by_comparisons(s: &SellingSettings) -> Expr {
-        let in_list = |types: &[String]| {
-            types
-                .iter()
-                .map(|t| col(ACTIVITY_TYPE).eq(lit(t.to_lowercase())))
-                .reduce(Expr::or)
-                .unwrap_or(lit(false))
-                .fill_null(lit(false))
-        };
-        let mut category = when(in_list(&s.default.selling))
-            .then(lit(SELLING))
-            .when(in_list(&s.default.non_selling))
-            .then(lit(NON_SELLING))
-            .otherwise(lit(UNCLASSIFIED));
-        for (role, lists) in &s.roles {
-            let is_role = col(ROLE).eq(lit(role.to_lowercase())).fill_null(lit(false));
-            category = when(is_role.clone().and(in_list(&lists.selling)))
-                .then(lit(SELLING))
-                .when(is_role.and(in_list(&lists.non_selling)))
-                .then(lit(NON_SELLING))
-                .otherwise(category);
-        }
-        category
-    }
-
     #[test]
-    fn category_lookup_agrees_with_comparisons_for_every_type_and_role() -> PolarsResult<()> {
+    fn roles_the_same_in_lower_case_and_capitals_in_lists() -> PolarsResult<()> {
         let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let lists = |selling: &[&str], non_selling: &[&str]| TypeLists {
             selling: v(selling),
@@ -987,24 +911,17 @@ mod tests {
         }
         let out = df!(ROLE => r_col, ACTIVITY_TYPE => t_col)?
             .lazy()
-            .select([
-                category(&s).alias("lookup"),
-                category_by_comparisons(&s)
-                    .cast(DataType::UInt32)
-                    .alias("comparisons"),
-            ])
+            .select([category(&s).alias("category")])
             .collect()?;
-        assert_eq!(
-            out.column("lookup")?.u32()?.iter().collect::<Vec<_>>(),
-            out.column("comparisons")?.u32()?.iter().collect::<Vec<_>>()
-        );
+        // A null type is unclassified.
+        assert_eq!(out.column("category")?.u32()?.get(0), Some(UNCLASSIFIED));
         // Spot checks: the later "sdr" wins on call, the earlier "SDR" still counts for
         // prospecting, demo is selling by default but non-selling for an SDR.
         let at = |t: &str, r: &str| {
             let i = 2
                 + types.iter().position(|x| *x == t).unwrap() * (roles.len() + 1)
                 + roles.iter().position(|x| *x == r).unwrap();
-            out.column("lookup").unwrap().u32().unwrap().get(i)
+            out.column("category").unwrap().u32().unwrap().get(i)
         };
         assert_eq!(at("call", "sdr"), Some(NON_SELLING));
         assert_eq!(at("prospecting", "sdr"), Some(SELLING));
@@ -1012,6 +929,8 @@ mod tests {
         assert_eq!(at("demo", "ae"), Some(SELLING));
         assert_eq!(at("note", "ae"), Some(SELLING));
         assert_eq!(at("gardening", "ae"), Some(UNCLASSIFIED));
+        assert_eq!(at("meeting", "other"), Some(SELLING));
+        assert_eq!(at("calls", "sdr"), Some(UNCLASSIFIED));
         Ok(())
     }
 
