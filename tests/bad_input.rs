@@ -43,6 +43,34 @@ fn utf16_and_latin1_exit_2_naming_the_encoding() {
     assert!(!sb.output().exists());
 }
 
+/// Found by `props.rs`: `validate` read only the columns it checks, which passed a line with a
+/// field too many that the run's full read then failed on, unnamed.
+#[test]
+fn a_line_with_a_field_too_many_exits_2_in_validate_and_run() {
+    let sb = Sandbox::new();
+    let path = sb.data("deal_history.csv");
+    sb.edit(&path, |text| {
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        lines[2].push(',');
+        lines.join("\n") + "\n"
+    });
+    let named = || {
+        predicate::str::contains("deal_history: cannot parse")
+            .and(predicate::str::contains("deal_history.csv"))
+    };
+    bin()
+        .args(["validate", "--as-of", AS_OF, "--pipeline"])
+        .arg(sb.pipeline())
+        .assert()
+        .code(2)
+        .stderr(named());
+    sb.run(&["--output", sb.output().to_str().unwrap()])
+        .assert()
+        .code(2)
+        .stderr(named());
+    assert!(!sb.output().exists());
+}
+
 #[test]
 fn bom_and_crlf_give_the_same_rows() {
     let sb = Sandbox::new();

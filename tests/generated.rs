@@ -140,7 +140,8 @@ fn run_generated(dir: &Path, output: Option<&Path>, env: &[(&str, &str)]) {
     cmd.assert().success();
 }
 
-/// Set `UPDATE_DIGEST=1` to rewrite the saved digest after a deliberate change of results.
+/// Set `UPDATE_DIGEST=1` to rewrite the saved digest after a deliberate change of results
+/// (refused in CI, where a change must fail).
 #[test]
 fn generated_run_matches_the_saved_digest() {
     let dir = tempfile::tempdir().unwrap();
@@ -165,6 +166,10 @@ fn generated_run_matches_the_saved_digest() {
     }
     let saved = root().join("tests/snapshots/generated.digest");
     if std::env::var_os("UPDATE_DIGEST").is_some() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "UPDATE_DIGEST is refused in CI: update the digest locally and commit it"
+        );
         std::fs::write(&saved, &got).unwrap();
     }
     let want = std::fs::read_to_string(&saved).unwrap_or_default();

@@ -6,6 +6,7 @@ mod bad_input;
 mod cli;
 mod common;
 mod generated;
+mod golden;
 mod props;
 mod real;
 mod s3;
