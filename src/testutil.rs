@@ -45,7 +45,7 @@ pub fn periods(grain: Grain, from: &str, to: &str) -> Vec<Period> {
         .periods_between(grain, d(from), d(to))
 }
 
-/// Each row as `a|b|c`; floats with two decimals, nulls as `-`.
+/// Each row as `a|b|c`; floats exactly (the shortest text that reads back as the same double, as `{:?}` prints it), nulls as `-`.
 pub fn rows(df: &DataFrame, cols: &[&str]) -> Vec<String> {
     let df = df.select(cols.iter().copied()).expect("columns exist");
     (0..df.height())
@@ -54,7 +54,7 @@ pub fn rows(df: &DataFrame, cols: &[&str]) -> Vec<String> {
                 .iter()
                 .map(|c| match c.get(i).expect("row") {
                     AnyValue::Null => "-".to_string(),
-                    AnyValue::Float64(f) => format!("{f:.2}"),
+                    AnyValue::Float64(f) => format!("{f:?}"),
                     AnyValue::String(s) => s.to_string(),
                     AnyValue::StringOwned(s) => s.to_string(),
                     v => v.to_string(),

@@ -544,10 +544,10 @@ mod tests {
         assert_eq!(
             kind_rows(&df, FIRST_TOUCH, None),
             [
-                "2024-01|company|-|first_touch|5|3|2|43.33|30.00|78.00|0|2|40.00",
-                "2024-01|team|-|first_touch|4|3|1|43.33|30.00|78.00|0|2|50.00",
-                "2024-01|rep|R1|first_touch|3|2|1|20.00|20.00|28.00|0|2|66.67",
-                "2024-01|rep|R2|first_touch|1|1|0|90.00|90.00|90.00|0|0|0.00",
+                "2024-01|company|-|first_touch|5|3|2|43.333333333333336|30.0|78.0|0|2|40.0",
+                "2024-01|team|-|first_touch|4|3|1|43.333333333333336|30.0|78.0|0|2|50.0",
+                "2024-01|rep|R1|first_touch|3|2|1|20.0|20.0|28.0|0|2|66.66666666666667",
+                "2024-01|rep|R2|first_touch|1|1|0|90.0|90.0|90.0|0|0|0.0",
             ]
         );
         Ok(())
@@ -614,7 +614,7 @@ mod tests {
         let df = run(leads_, acts, None, Grain::Month, "2024-01-01", "2024-01-01")?;
         assert_eq!(
             kind_rows(&df, FIRST_TOUCH, Some("rep")),
-            ["2024-01|rep|R1|first_touch|2|2|0|35.00|35.00|47.00|0|2|100.00"]
+            ["2024-01|rep|R1|first_touch|2|2|0|35.0|35.0|47.0|0|2|100.0"]
         );
         Ok(())
     }
@@ -646,8 +646,8 @@ mod tests {
         assert_eq!(
             follow,
             [
-                "2024-01|rep|R1|follow_up|1|1|0|30.00|30.00|30.00|0|1|100.00",
-                "2024-02|rep|R1|follow_up|1|0|1|-|-|-|0|0|0.00"
+                "2024-01|rep|R1|follow_up|1|1|0|30.0|30.0|30.0|0|1|100.0",
+                "2024-02|rep|R1|follow_up|1|0|1|-|-|-|0|0|0.0"
             ]
         );
         // Every period has a company row per kind, zero when empty.
@@ -704,8 +704,8 @@ mod tests {
         assert_eq!(
             follow,
             [
-                "2024-01|rep|R1|follow_up|3|1|2|0.00|0.00|0.00|1|1|33.33",
-                "2024-01|rep|R2|follow_up|1|1|0|120.00|120.00|120.00|0|0|0.00"
+                "2024-01|rep|R1|follow_up|3|1|2|0.0|0.0|0.0|1|1|33.333333333333336",
+                "2024-01|rep|R2|follow_up|1|1|0|120.0|120.0|120.0|0|0|0.0"
             ]
         );
         Ok(())
@@ -762,7 +762,7 @@ mod tests {
         )?;
         assert_eq!(
             kind_rows(&df, FOLLOW_UP, Some("company")),
-            ["2024-01|company|-|follow_up|64|64|0|32.50|32.50|57.70|5|60|93.75"]
+            ["2024-01|company|-|follow_up|64|64|0|32.5|32.5|57.7|5|60|93.75"]
         );
         Ok(())
     }

@@ -533,19 +533,19 @@ mod tests {
         // January "a": R0 10 (T0) and 20 (T1), R1 none (no team), no rep 5; "b": R0 7 (T1).
         // February "a": R1 1, R0 2 (T1); "b": nothing, a zero company row.
         let expected = [
-            "company|0|a|-|-|4|35|11.67",
-            "company|0|b|-|-|1|7|7.00",
-            "company|1|a|-|-|2|3|1.50",
+            "company|0|a|-|-|4|35|11.666666666666666",
+            "company|0|b|-|-|1|7|7.0",
+            "company|1|a|-|-|2|3|1.5",
             "company|1|b|-|-|0|0|-",
-            "rep|0|a|-|0|2|30|15.00",
+            "rep|0|a|-|0|2|30|15.0",
             "rep|0|a|-|1|1|0|-",
-            "rep|0|b|-|0|1|7|7.00",
-            "rep|1|a|-|0|1|2|2.00",
-            "rep|1|a|-|1|1|1|1.00",
-            "team|0|a|0|-|1|10|10.00",
-            "team|0|a|1|-|1|20|20.00",
-            "team|0|b|1|-|1|7|7.00",
-            "team|1|a|1|-|1|2|2.00",
+            "rep|0|b|-|0|1|7|7.0",
+            "rep|1|a|-|0|1|2|2.0",
+            "rep|1|a|-|1|1|1|1.0",
+            "team|0|a|0|-|1|10|10.0",
+            "team|0|a|1|-|1|20|20.0",
+            "team|0|b|1|-|1|7|7.0",
+            "team|1|a|1|-|1|2|2.0",
         ];
         let rolled_up = summed_levels(Some(CodeSpace { reps: 2, teams: 2 }))?;
         assert_eq!(rolled_up, expected);
