@@ -15,9 +15,12 @@
 //! `within_sla_<S>m` counts responses within S minutes (inclusive) and `within_sla_<S>m_pct`
 //! divides by all requests, unresponded included.
 //!
-//! Example (first_touch, one rep, SLA 60): leads answered after 10, 30 and 90 minutes and one
-//! never answered: requests 4, responded 3, median 30, p90 = 30 + 0.8 × 60 = 78,
-//! within_sla_60m 2, within_sla_60m_pct 50.
+//! Example (first_touch, one rep, SLA 60): four leads, answered after 10, 30 and 90 minutes
+//! and one never answered:
+//!
+//! | requests | responded | mean | median | p90                 | within_sla_60m | within_sla_60m_pct |
+//! |----------|-----------|------|--------|---------------------|----------------|--------------------|
+//! | 4        | 3         | 43.3 | 30     | 30 + 0.8 × 60 = 78  | 2              | 50                 |
 
 use polars::prelude::*;
 

@@ -6,6 +6,12 @@
 //! company row of every period always exists. The response-time figure is the median
 //! first-touch response, with first-touch requests and responses beside it. Built from the
 //! already-collected tables, so nothing is computed twice.
+//!
+//! Example (one rep, one month; slippage not computed in this run):
+//!
+//! | attainment_pct | bookings | quota  | slippage_rate_pct | median_first_touch_response_minutes | avg_deal_size | selling_time_pct |
+//! |----------------|----------|--------|-------------------|-------------------------------------|---------------|------------------|
+//! | 130            | 39 000   | 30 000 | null              | 45                                  | 19 500        | 40               |
 
 use polars::prelude::*;
 

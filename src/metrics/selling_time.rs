@@ -11,8 +11,12 @@
 //!   period × that, for each rep with a row; on team rows each weekday goes to the team the
 //!   rep was in that day. `selling_pct_of_capacity` = 100 × selling / capacity. Null otherwise.
 //!
-//! Example (AE, default lists): call 30 min, demo 60, crm_update 30, gardening 15 (unmapped):
-//! selling 90, non_selling 30, unclassified 15, total 135, selling_time_pct 75.
+//! Example (an AE, default lists, one month): call 30 min, demo 60, crm_update 30, and
+//! gardening 15 (in no list):
+//!
+//! | selling_minutes | non_selling_minutes | unclassified_minutes | total_minutes | selling_time_pct |
+//! |-----------------|---------------------|----------------------|---------------|------------------|
+//! | 90              | 30                  | 15                   | 135           | 75               |
 
 use std::collections::BTreeMap;
 
