@@ -105,8 +105,8 @@ pub fn load(plan: &RunPlan) -> Result<Loaded> {
             Table::TeamMemberships => {
                 // Collected here, a few rows per rep: the activities' path reads them
                 // (`selling_time::with_coarse`), and inside the inputs stage's execution polars
-                // made the activities wait for them, holding the waiting rows (50 M activities:
-                // the run's peak 3.3 -> 7.3 GiB).
+                // made the activities wait for them, holding the waiting rows (at 50 M
+                // activities, twice the run's peak memory).
                 let m = lf
                     .map(LazyFrame::collect)
                     .transpose()

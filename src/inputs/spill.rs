@@ -22,8 +22,8 @@ pub fn follow_up_parts(plan: &RunPlan, loaded: &Loaded) -> Result<Option<u64>> {
     let Some(acts) = loaded.inputs.iter().find(|i| i.table == Table::Activities) else {
         return Ok(None);
     };
-    // Parquet files say how many rows they hold; CSV files and queries must be read to count
-    // (1 s for 5 M activities in CSV), so those are counted only when a part size is given.
+    // Parquet files say how many rows they hold; CSV files and queries must be read to count,
+    // so those are counted only when a part size is given.
     let parquet = matches!(
         plan.inputs.get(&Table::Activities).map(|s| &s.origin),
         Some(Origin::File(f)) if f.format == Format::Parquet
@@ -50,16 +50,15 @@ pub fn follow_up_parts(plan: &RunPlan, loaded: &Loaded) -> Result<Option<u64>> {
 ///
 /// Inside the inputs stage, the follow-ups hold every inbound and outbound activity of a deal
 /// before they can be sorted (~1.8 GB at 50 M activities), and with the first touches beside
-/// them that stage peaked at 6.6-6.9 GiB. Here the inputs stage only writes those rows, one
+/// them that stage would need ~7 GiB. Here the inputs stage only writes those rows, one
 /// Parquet file per part of the deals (split by the deal id's hash) in a temporary directory
 /// (`TMPDIR`; removed when done), and the outbound activities on a lead to one more file,
 /// and collects the deal owners (with the hash that splits them likewise, so each part meets
 /// only its own deals' owners). Then each part's follow-ups are computed on their own, so
 /// only one part's rows are held, and the first touches in an execution of their own from that
-/// file and the leads (beside the files being written they raised the inputs stage's peak to
-/// 7.0 GiB). At 50 M activities the run's peak fell to 3.7 GiB, for 6-16 s more; reading the
-/// touches from their file instead of reading and checking the activities again took the
-/// first touches from 6.2 s to 2.9 s.
+/// file and the leads (beside the files being written they would raise the inputs stage's
+/// peak again), which spares reading and checking the activities a second time. At 50 M
+/// activities a run peaks near 3 GiB instead of ~7 GiB, for a few seconds more.
 pub struct StagedRequests {
     src: RequestSources,
     parts: u64,

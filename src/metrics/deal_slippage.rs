@@ -95,9 +95,7 @@ pub fn versions(
     tz: Tz,
 ) -> PolarsResult<LazyFrame> {
     // A deal without history has one version, its own expected date, and its row is at hand:
-    // only the versions from the history are joined with the deals. (With every version joined
-    // back, on the id's text then, the expected closes took 2.8-3.2 s at 5 M deals; without
-    // the history-free ones 2.4-2.9 s.)
+    // only the versions from the history are joined with the deals.
     let unchanged = |d: LazyFrame| {
         d.with_columns([
             col(EXPECTED_CLOSE_DATE).alias(E),
@@ -175,8 +173,8 @@ pub fn versions(
 
 /// The history's changes of the deals in `deals`, with the deal's [`DEAL_CODE`] instead of
 /// its id: `__deal_code`, `changed_at`, `old_value`, `new_value`, `source_row`. The one join on
-/// the deal id's text; [`versions`] and [`push_dates`] then sort, group and join integers (at
-/// 5 M deals the two took 2.8-3.1 s with the id's text, 2.4-2.5 s so). Changes to deals not in
+/// the deal id's text; [`versions`] and [`push_dates`] then sort, group and join integers.
+/// Changes to deals not in
 /// `deals` drop out: they have no version to count against. Cached: both read it.
 ///
 /// `changes`: `deal_id`, `changed_at`, `old_value`, `new_value` (Dates), `source_row`, already
@@ -236,7 +234,7 @@ fn pushes(push_dates: LazyFrame, periods: &PeriodFrames) -> LazyFrame {
 /// team on the expected date, as codes: the same for every grain, so built once before the
 /// grains. The deal's status is three flags (`__status_not_open`, `__status_won`,
 /// `__status_lost`) and its id is its [`DEAL_CODE`]: this frame is held through the tables
-/// stage (at 500 k deals 40 MiB, 52 MiB with the text and every deal column), and the pushes
+/// stage, and the pushes
 /// join on one integer instead of the id's text and the period.
 ///
 /// `versions` from [`versions`] of deals as of T (`deal_id`, [`DEAL_CODE`], `rep_id`,

@@ -49,9 +49,7 @@ pub enum Aggs<'a> {
 /// Aggregations made of parts that add up: counts (`len()`, `count()`) and sums whose order
 /// does not matter (integers, whole numbers, amounts rounded to cents after). Given the
 /// number of codes ([`PeriodFrames::code_space`]), [`by_levels_keyed`] sums the parts once per
-/// period, rep and team, and each level adds up those rows instead of every event (at 5 M
-/// activities the response-time tables of two grains took 0.74-0.79 s of CPU, now
-/// 0.55-0.61 s; the team and company rows had cost ~0.36 s, most of it in these sums).
+/// period, rep and team, and each level adds up those rows instead of every event.
 pub struct Sums<'a> {
     /// Each part's column name and its aggregation over events.
     pub parts: &'a [(&'a str, Expr)],
@@ -90,9 +88,9 @@ pub fn by_levels_keyed(
     }
     // The events feed three group-bys. Cached, they are computed once; otherwise each branch's
     // own filter is pushed into its copy, the copies differ, and the joins behind them run
-    // three times (measured: most of a run at 5 M activities).
+    // three times.
     // The key's period and extra parts computed once for the three levels (each cast is a
-    // pass over the rows: the casts were 8 % of the response-time tables).
+    // pass over the rows).
     let events = events.with_column(base_key(key)).cache();
     // With the number of codes known, the sums once per period, rep and team (and the extra
     // key); cached, as the three levels read them.
@@ -252,7 +250,7 @@ fn base_key(key: Option<(&str, &[&str])>) -> Expr {
 /// Each level's grouping as one u64: `period_idx` + 2^23 in the top 24 bits, the entity's
 /// code (u32) below it, the extra key's index in the low 8 bits; from [`base_key`]'s column.
 /// Polars' group-by has a fast path for one integer key; with several keys, or text ones, it
-/// row-encodes every row's keys and hashes them as bytes (measured: see `docs/performance.md`).
+/// row-encodes every row's keys and hashes them as bytes.
 fn group_key(code: Option<&str>) -> Expr {
     match code {
         Some(c) => col(BASE) + col(c).cast(DataType::UInt64) * lit(CODE_SHIFT),
@@ -301,8 +299,8 @@ pub fn finish(
     metric_cols: &[&str],
 ) -> PolarsResult<LazyFrame> {
     // Cached: the rows split into rep and other rows below, and without the cache the
-    // optimiser pushes each branch's level filter into its own copy of every aggregation
-    // (measured: every group-by of a table ran twice).
+    // optimiser pushes each branch's level filter into its own copy of every aggregation, and
+    // every group-by of a table runs twice.
     let rows = lookup(rows, ctx.codes.reps.clone(), REP_CODE);
     let rows = lookup(rows, ctx.codes.teams.clone(), TEAM_CODE)
         .drop(cols([REP_CODE, TEAM_CODE]))
@@ -413,7 +411,8 @@ pub fn ratio(num: Expr, den: Expr) -> Expr {
         .otherwise(num.cast(DataType::Float64) / den.cast(DataType::Float64))
 }
 
-/// `e / divisor` as Float64, every value divided by `divisor`.
+/// `e / divisor` as Float64, every value divided by `divisor`: a workaround for polars, whose
+/// division by a literal can give a different last digit from run to run.
 ///
 /// polars divides a column by a literal as a product with the literal's reciprocal when the
 /// column has several values, and as a division when it has one (both sides then have one

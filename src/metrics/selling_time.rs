@@ -45,8 +45,8 @@ pub const COLUMNS: [&str; 7] = [
     SELLING_PCT_OF_CAPACITY,
 ];
 
-/// An activity's category ([`category`]), as a small code: comparing a number per row instead of
-/// a word kept the selling-time inputs' per-row work down (measured at 5 M activities).
+/// An activity's category ([`category`]), as a small code: the sums below compare a number per
+/// row instead of a word.
 pub const CATEGORY: &str = "category";
 pub const SELLING: u32 = 0;
 pub const NON_SELLING: u32 = 1;
@@ -156,9 +156,9 @@ const COARSE: &str = "__coarse";
 /// start of time; see [`crate::metrics::entities::team_segments`]), so such a rep is in one
 /// team on all days of any bucket. A rep without memberships has one segment: coarse too.
 ///
-/// Read from the memberships, which a run collects before its inputs stage (`run::load`):
+/// Read from the memberships, which a run collects before its inputs stage (`inputs::load`):
 /// joined in while that stage's execution computed them, polars made the activities wait and
-/// held the waiting rows (50 M activities: the run's peak 3.3 -> 7.3 GiB).
+/// held the waiting rows (at 50 M activities, twice the run's peak memory).
 pub fn with_coarse(reps: LazyFrame, memberships: Option<LazyFrame>, grains: &[Grain]) -> LazyFrame {
     let Some(m) = memberships else {
         return reps.with_column(lit(true).alias(COARSE));
@@ -179,8 +179,8 @@ pub fn with_coarse(reps: LazyFrame, memberships: Option<LazyFrame>, grains: &[Gr
 /// buckets. A bucket is a day, or, for a rep whose team changes only at the start of one
 /// ([`with_coarse`]), the days that lie in one period of every grain ([`bucket_start`]: at
 /// most a month). Per rep and month instead of per rep and day, the group-by below meets far
-/// fewer keys and the tables read far fewer rows: at 5 M activities 704 k -> 54 k rows out,
-/// these inputs 1.1–1.4 -> 0.94–1.07 s of CPU; at 50 M the inputs stage 21–23 -> 15–16 s.
+/// fewer keys and the tables read a tenth of the rows; kept because per rep and day a run on
+/// 50 M activities takes 19 % longer (`scripts/bench.sh`, interleaved).
 ///
 /// `activities`: classified (see [`classify`]), with `rep_id`'s [`REP_CODE`], `date`
 /// (reporting time zone), `duration_minutes`, `category` and the rep's `__coarse`
@@ -211,8 +211,8 @@ pub fn daily(activities: LazyFrame, segments: LazyFrame, grains: &[Grain]) -> La
         // Summed per rep, day and category first, one integer key and one sum: polars'
         // streaming group-by keeps every row whose key is not among its few thousand hot
         // ones until the end, and activities arrive in no order, so that is nearly every
-        // row. Kept with one sum instead of three, a row takes 24 bytes instead of 40: at
-        // 50 M activities this group-by peaked 0.9 GiB lower, in the same time.
+        // row. Kept with one sum instead of three, a row takes 24 bytes instead of 40, which
+        // lowers the peak memory of large runs.
         .group_by([rep_day_category_key()])
         .agg([col(MICRO).sum()])
         .with_columns(unpack_rep_day_category())

@@ -175,9 +175,9 @@ impl Location {
     }
 
     /// Writes files (`rel`, `bytes`) below this location, each as [`Location::put_atomic`]
-    /// does, several at once: local files on rayon's threads (the medium benchmark's 192
-    /// partitions 69-220 ms -> 37-124 ms: each is a create, write, rename and directory read),
-    /// S3 objects through one client ([`s3::put_all`]). Stops at the first failure.
+    /// does, several at once: local files on rayon's threads (each is a create, write, rename
+    /// and directory read), S3 objects through one client ([`s3::put_all`]). Stops at the
+    /// first failure.
     pub fn put_all_atomic(&self, files: &[(String, &[u8])], run_id: &str) -> Result<(), Error> {
         match self {
             Location::Local(_) => files

@@ -260,7 +260,7 @@ pub fn head(settings: &S3Settings, bucket: &str, key: &str, n: u64) -> Result<Ve
 
 /// How many objects [`put_all`] uploads at once. A run publishes one object per table, grain
 /// and period (192 for two years of months and quarters), each small: one at a time, each
-/// waited for a round trip (5 ms apiece to a local moto server, tens of milliseconds to S3).
+/// would wait for a round trip.
 const PUT_CONCURRENCY: usize = 16;
 
 /// Writes one object ([`put_all`]).
