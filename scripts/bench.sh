@@ -93,7 +93,7 @@ for s in $sizes; do
     line=$(timed $bin generate --out "$dir" ${size_args[$s]} --format parquet)
     read -r gen _ <<< "$line"
   fi
-  mib=$(du -sm --exclude=output "$dir" | cut -f1)
+  mib=$(du -smL --exclude=output "$dir" | cut -f1)
   acts=$(grep -o -- '--activities [0-9]*' <<< "${size_args[$s]}" | cut -d' ' -f2)
   line=$(repeated "$scan_bin" "$dir/pipeline.toml")
   read -r scan scan_min scan_max _ <<< "$line"
