@@ -63,7 +63,9 @@ pub struct Sums<'a> {
 /// Polars' streaming engine has no median or quantile, so a group-by with one runs in memory,
 /// and there every other aggregation gathers its group's values by index too. Apart, the
 /// sums and counts stream, and the in-memory group-by holds only the rows that `filter`
-/// keeps; the two are joined on the group key.
+/// keeps; the two are joined on the group key. Kept: one group-by of sums and medians (which
+/// also gives up [`Sums`]' per-pair path) took 3.1 % longer at 5 M activities (8 interleaved
+/// pairs), for the same bytes.
 pub struct OrderStats<'a> {
     pub filter: Expr,
     pub aggs: &'a [Expr],
