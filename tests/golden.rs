@@ -1,8 +1,9 @@
 //! Golden snapshots: every table of the sample run (as of 2024-06-30, month and quarter
 //! grains), each partition as CSV text under its path, so a change in any figure shows the
 //! values that moved. The snapshots were checked by hand against `data/README.md`'s worked
-//! figures, which `cli::sample_run_writes_hand_checked_figures` asserts one by one; `cargo
-//! insta review` accepts a deliberate change (CI never rewrites them).
+//! figures, which `cli::sample_run_writes_hand_checked_figures` asserts one by one. After a
+//! deliberate change, `INSTA_UPDATE=always cargo test` rewrites them for review in `git diff`
+//! (CI never rewrites them).
 
 use std::path::Path;
 
