@@ -291,11 +291,7 @@ pub fn read(plan: &RunPlan, loaded: &Loaded, mut prepared: Prepared) -> Result<R
     let t = Instant::now();
     let mut results = match batch.collect(Engine::Streaming) {
         Ok(r) => r,
-        Err(e) => {
-            // Input by input, to name a file that polars could not read (exit 2).
-            check(plan, loaded)?;
-            return Err(anyhow::Error::from(e).context("reading the inputs"));
-        }
+        Err(e) => return Err(read_failure(plan, loaded, e)),
     };
     debug!(
         ms = t.elapsed().as_millis() as u64,
@@ -334,11 +330,16 @@ pub fn earliest_date(plan: &RunPlan, loaded: &Loaded) -> Result<Option<NaiveDate
     };
     match lf.collect() {
         Ok(df) => date_of(&df),
-        Err(e) => {
-            // Input by input, to name the file that polars could not read (exit 2).
-            check(plan, loaded)?;
-            Err(anyhow::Error::from(e).context("reading the inputs"))
-        }
+        Err(e) => Err(read_failure(plan, loaded, e)),
+    }
+}
+
+/// The error of an execution over several inputs that failed: the inputs are checked one by
+/// one first, so a file polars cannot read is named (exit 2); otherwise `e` itself.
+fn read_failure(plan: &RunPlan, loaded: &Loaded, e: PolarsError) -> anyhow::Error {
+    match check(plan, loaded) {
+        Err(named) => named,
+        Ok(_) => anyhow::Error::from(e).context("reading the inputs"),
     }
 }
 

@@ -106,7 +106,9 @@ impl StagedRequests {
                 let owners = owners
                     .clone()
                     .map(|o| lead_response_time::owners_of_part(o, k, self.parts));
-                let part = collect_follow_ups(rows, owners)?;
+                let part = lead_response_time::follow_ups_of_rows(rows, owners)?
+                    .collect_with_engine(Engine::Streaming)?
+                    .unwrap_single();
                 debug!(
                     part = k,
                     rows = part.height(),
@@ -185,11 +187,4 @@ fn staged(rows: LazyFrame, path: &str) -> PolarsResult<LazyFrame> {
             ..Default::default()
         },
     )
-}
-
-/// The follow-up requests of `rows` ([`lead_response_time::follow_ups_of_rows`]), collected.
-fn collect_follow_ups(rows: LazyFrame, owners: Option<LazyFrame>) -> PolarsResult<DataFrame> {
-    Ok(lead_response_time::follow_ups_of_rows(rows, owners)?
-        .collect_with_engine(Engine::Streaming)?
-        .unwrap_single())
 }
